@@ -1,0 +1,32 @@
+"""The CLI's top-level contract: version, help, and how expected failures leave the process."""
+
+from __future__ import annotations
+
+import click
+import pytest
+
+from provision import __version__, cli
+from provision.errors import EXIT_BAD_INPUT, InputError
+
+
+def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_expected_failure_is_lines_on_stderr_and_its_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    @cli.cli.command("explode-for-test", hidden=True)
+    def _explode() -> None:
+        raise InputError("devices.csv:3: DeviceName: empty", "devices.csv:4: DeviceSecret: empty")
+
+    try:
+        assert cli.main(["explode-for-test"]) == EXIT_BAD_INPUT
+    finally:
+        cli.cli.commands.pop("explode-for-test")
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == ["devices.csv:3: DeviceName: empty", "devices.csv:4: DeviceSecret: empty"]
+    assert "Traceback" not in captured.err
+
+
+def test_unknown_flag_is_a_usage_error() -> None:
+    assert cli.main(["--no-such-flag"]) == click.UsageError.exit_code
