@@ -1,0 +1,311 @@
+"""The device CSV a factory receives from Alibaba Cloud: parse, validate, stream.
+
+Accepted files: the console / BatchRegisterDevice export (ProductKey, DeviceName, DeviceSecret, optional
+ProductSecret, Region, other columns kept but unused) and the older esp-aliyun mass-manufacturing CSV
+(`id,DeviceName,DeviceSecret,ProductKey,ProductSecret`). Headers match by name, ignoring case, spaces,
+`_` and `-`. UTF-8 with or without BOM, LF or CRLF, quoted fields; blank lines are skipped.
+
+Rules (Alibaba Cloud IoT Platform, "Create devices in bulk" / RegisterDevice API: DeviceName is 4-32
+characters of letters, digits and `-_@.:`): ProductKey and DeviceName identify a device; DeviceSecret is
+issued by the platform (32 characters today). Row numbers are the line on which the record starts, so an
+editor shows the row at that line. Messages never quote a secret.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provision.errors import InputError
+
+__all__ = [
+    "Device",
+    "DeviceFileSummary",
+    "check_devices",
+    "iter_devices",
+    "load_devices",
+]
+
+PRODUCT_KEY = "ProductKey"
+DEVICE_NAME = "DeviceName"
+DEVICE_SECRET = "DeviceSecret"  # noqa: S105 - a column name
+PRODUCT_SECRET = "ProductSecret"  # noqa: S105 - a column name
+REGION = "Region"
+_REQUIRED = (PRODUCT_KEY, DEVICE_NAME, DEVICE_SECRET)
+
+# Normalised header text -> canonical column. Normalisation: lower case, no spaces, `_` or `-`.
+_HEADER_ALIASES = {
+    "productkey": PRODUCT_KEY,
+    "devicename": DEVICE_NAME,
+    "devicesecret": DEVICE_SECRET,
+    "productsecret": PRODUCT_SECRET,
+    "region": REGION,
+    "regionid": REGION,
+}
+
+DEVICE_NAME_RE = re.compile(r"[A-Za-z0-9\-_@.:]{4,32}")
+REGION_RE = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
+# Plausible lengths: Alibaba issues 11-character ProductKeys and 32-character secrets; the ranges leave
+# room for instance-specific formats while catching truncated cells and pasted garbage.
+PRODUCT_KEY_LENGTHS = (6, 32)
+SECRET_LENGTHS = (16, 64)
+
+
+@dataclass(frozen=True)
+class Device:
+    """One device triple (plus optional ProductSecret and region) from a CSV row."""
+
+    product_key: str
+    device_name: str
+    device_secret: str = field(repr=False)
+    product_secret: str | None = field(repr=False)
+    region: str | None
+    row: int
+    extra: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
+class DeviceFileSummary:
+    """What `check_devices` found in a good file."""
+
+    path: str
+    devices: int
+    product_keys: tuple[str, ...]
+
+    def line(self) -> str:
+        keys = ", ".join(self.product_keys)
+        noun = "device" if self.devices == 1 else "devices"
+        return f"{self.path}: {self.devices} {noun} OK (ProductKey {keys})"
+
+
+def _normalise_header(text: str) -> str:
+    return re.sub(r"[\s_\-]", "", text).lower()
+
+
+def _printable_problem(value: str, lengths: tuple[int, int]) -> str | None:
+    """Why `value` is not printable ASCII without spaces of a plausible length, or None. Never echoes it."""
+    if not value:
+        return "empty"
+    for position, char in enumerate(value, start=1):
+        if char == " ":
+            return f"contains a space at character {position}"
+        if not ("\x21" <= char <= "\x7e"):
+            return f"character {position} is not printable ASCII"
+    low, high = lengths
+    if not low <= len(value) <= high:
+        return f"{len(value)} characters, expected {low}-{high}"
+    return None
+
+
+def _device_name_problem(value: str) -> str | None:
+    if not value:
+        return "empty"
+    if DEVICE_NAME_RE.fullmatch(value) is None:
+        return f"{value!r} must be 4-32 characters of A-Z a-z 0-9 - _ @ . :"
+    return None
+
+
+def _region_problem(value: str) -> str | None:
+    if REGION_RE.fullmatch(value) is None:
+        return f"{value!r} is not a region id such as cn-shanghai"
+    return None
+
+
+class _Fingerprints:
+    """Remembers which row first used a value, keeping 8 bytes of keyed BLAKE2b per value, not the value.
+
+    A per-run random key means the index reveals nothing about a secret; a false match needs a 64-bit
+    collision (probability about n^2 / 2^65: 3e-8 for a million devices).
+    """
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(16)
+        self._rows: dict[int, int] = {}
+
+    def first_row(self, value: str, row: int) -> int | None:
+        digest = hashlib.blake2b(value.encode(), digest_size=8, key=self._key).digest()
+        fingerprint = int.from_bytes(digest, "little")
+        earlier = self._rows.get(fingerprint)
+        if earlier is None:
+            self._rows[fingerprint] = row
+        return earlier
+
+
+@dataclass
+class _Scan:
+    """One pass over the file: devices and problems in row order."""
+
+    display: str
+    check_duplicates: bool
+    problems: list[str] = field(default_factory=list)
+    product_keys: dict[str, None] = field(default_factory=dict)
+
+    def problem(self, row: int, column: str, what: str) -> None:
+        self.problems.append(f"{self.display}:{row}: {column}: {what}")
+
+    def rows(self, path: Path) -> Iterator[Device]:
+        names = _Fingerprints() if self.check_duplicates else None
+        device_secrets = _Fingerprints() if self.check_duplicates else None
+        try:
+            handle = open(path, encoding="utf-8-sig", newline="")
+        except OSError as exc:
+            raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
+        previous_line = 0
+        try:
+            reader = csv.reader(handle)
+            columns: dict[str, int] | None = None
+            header_width = 0
+            extra_columns: list[tuple[int, str]] = []
+            while True:
+                start = previous_line + 1
+                try:
+                    record = next(reader)
+                except StopIteration:
+                    break
+                except UnicodeDecodeError:
+                    self.problem(start, "(file)", "not UTF-8 text")
+                    return
+                except csv.Error as exc:
+                    self.problem(start, "(file)", f"not a readable CSV record ({exc})")
+                    return
+                previous_line = reader.line_num
+                if not any(cell.strip() for cell in record):
+                    continue
+                if columns is None:
+                    columns, extra_columns = self._header(record, start)
+                    header_width = len(record)
+                    if self.problems:
+                        return
+                    continue
+                if len(record) != header_width:
+                    self.problem(start, "(row)", f"{len(record)} fields, the header has {header_width}")
+                    continue
+                device = self._device(record, columns, extra_columns, start, names, device_secrets)
+                if device is not None:
+                    yield device
+            if columns is None:
+                self.problem(1, "(header)", "no header row: the file is empty")
+        finally:
+            handle.close()
+
+    def _header(self, record: list[str], row: int) -> tuple[dict[str, int], list[tuple[int, str]]]:
+        columns: dict[str, int] = {}
+        extra: list[tuple[int, str]] = []
+        for index, text in enumerate(record):
+            canonical = _HEADER_ALIASES.get(_normalise_header(text))
+            if canonical is None:
+                extra.append((index, text))
+            elif canonical in columns:
+                self.problem(row, canonical, f"column appears twice in the header ({text!r})")
+            else:
+                columns[canonical] = index
+        for name in _REQUIRED:
+            if name not in columns:
+                self.problem(row, name, "column missing from the header")
+        return columns, extra
+
+    def _device(
+        self,
+        record: list[str],
+        columns: dict[str, int],
+        extra_columns: list[tuple[int, str]],
+        row: int,
+        names: _Fingerprints | None,
+        device_secrets: _Fingerprints | None,
+    ) -> Device | None:
+        before = len(self.problems)
+        product_key = record[columns[PRODUCT_KEY]]
+        device_name = record[columns[DEVICE_NAME]]
+        device_secret = record[columns[DEVICE_SECRET]]
+        product_secret = record[columns[PRODUCT_SECRET]] if PRODUCT_SECRET in columns else ""
+        region = record[columns[REGION]] if REGION in columns else ""
+
+        checks = (
+            (PRODUCT_KEY, _printable_problem(product_key, PRODUCT_KEY_LENGTHS)),
+            (DEVICE_NAME, _device_name_problem(device_name)),
+            (DEVICE_SECRET, _printable_problem(device_secret, SECRET_LENGTHS)),
+            (PRODUCT_SECRET, _printable_problem(product_secret, SECRET_LENGTHS) if product_secret else None),
+            (REGION, _region_problem(region) if region else None),
+        )
+        for column, what in checks:
+            if what is not None:
+                self.problem(row, column, what)
+        if names is not None and device_secrets is not None and len(self.problems) == before:
+            earlier = names.first_row(f"{product_key}\0{device_name}", row)
+            if earlier is not None:
+                self.problem(row, DEVICE_NAME, f"{device_name} already at row {earlier} for ProductKey {product_key}")
+            earlier = device_secrets.first_row(device_secret, row)
+            if earlier is not None:
+                self.problem(row, DEVICE_SECRET, f"same secret as row {earlier}")
+        if len(self.problems) != before:
+            return None
+        self.product_keys.setdefault(product_key, None)
+        return Device(
+            product_key=product_key,
+            device_name=device_name,
+            device_secret=device_secret,
+            product_secret=product_secret or None,
+            region=region or None,
+            row=row,
+            extra=tuple((name, record[index]) for index, name in extra_columns),
+        )
+
+
+def _display(path: str | os.PathLike[str]) -> str:
+    return os.fspath(path)
+
+
+def check_devices(path: str | os.PathLike[str]) -> DeviceFileSummary:
+    """Validate the whole file in one streaming pass (memory: 8 bytes of fingerprint per name and secret).
+
+    Raises:
+        InputError: every problem, one `FILE:ROW: COLUMN: what is wrong` line each.
+    """
+    scan = _Scan(_display(path), check_duplicates=True)
+    count = sum(1 for _ in scan.rows(Path(path)))
+    if scan.problems:
+        raise InputError(*scan.problems)
+    if count == 0:
+        raise InputError(f"{scan.display}:2: (row): no devices after the header")
+    return DeviceFileSummary(scan.display, count, tuple(scan.product_keys))
+
+
+def iter_devices(path: str | os.PathLike[str]) -> Iterator[Device]:
+    """Stream the devices of a file that `check_devices` accepted, one at a time.
+
+    Each row is validated again (not for duplicates); a problem means the file changed since the check.
+
+    Raises:
+        InputError: at the first bad row.
+    """
+    scan = _Scan(_display(path), check_duplicates=False)
+    for device in scan.rows(Path(path)):
+        if scan.problems:
+            break
+        yield device
+    if scan.problems:
+        raise InputError(*scan.problems)
+
+
+def load_devices(path: str | os.PathLike[str]) -> list[Device]:
+    """Read and validate every row.
+
+    Returns:
+        The devices in file order.
+
+    Raises:
+        InputError: every problem at once, one `FILE:ROW: COLUMN: what is wrong` line each.
+    """
+    scan = _Scan(_display(path), check_duplicates=True)
+    devices = list(scan.rows(Path(path)))
+    if scan.problems:
+        raise InputError(*scan.problems)
+    if not devices:
+        raise InputError(f"{scan.display}:2: (row): no devices after the header")
+    return devices

@@ -1,0 +1,262 @@
+"""Per-device NVS partition images (optionally encrypted) and the output directory that holds them.
+
+Images are written with esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close,
+the functions its own `generate` command uses), one device at a time, in memory. That package makes
+keys with Python's `random` (generate_key), so it is never asked for keys: the XTS key comes from
+`secrets` here and is passed in as the 64 raw bytes its NVS class accepts (`encr_key` of length 64).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Literal
+
+from esp_idf_nvs_partition_gen import nvs_partition_gen as nvs_gen
+
+from provision import nvs_format as fmt
+from provision.atomic import PRIVATE_DIR_MODE, write_private_file
+from provision.credentials import Device, check_devices, iter_devices
+from provision.errors import InputError
+
+__all__ = [
+    "DEFAULT_SIZE",
+    "LAYOUTS",
+    "GenerationReport",
+    "Layout",
+    "PartitionSet",
+    "build_partition",
+    "layout_entries",
+    "write_partitions",
+]
+
+Layout = Literal["aliyun", "esp-aliyun"]
+Encryption = Literal["none", "xts", "hmac"]
+LAYOUTS: Final = ("aliyun", "esp-aliyun")
+ENCRYPTIONS: Final = ("none", "xts", "hmac")
+DEFAULT_SIZE: Final = 0x6000
+# The partition generator keeps one page free for NVS's own garbage collection (check_size), and a
+# read/write NVS partition needs at least 3 pages (ESP-IDF nvs_flash docs, "minimum partition size").
+MIN_SIZE: Final = 3 * fmt.PAGE_SIZE
+NVS_FILE: Final = "nvs.bin"
+NVS_KEYS_FILE: Final = "nvs_keys.bin"
+HMAC_KEY_FILE: Final = "hmac_key.bin"
+MANIFEST_FILE: Final = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PartitionSet:
+    """One device's images: the NVS partition, and the key material that decrypts it (if encrypted)."""
+
+    nvs: bytes = field(repr=False)
+    nvs_keys: bytes | None = field(repr=False)
+    hmac_key: bytes | None = field(repr=False)
+
+
+def layout_entries(device: Device, layout: str) -> tuple[str, list[tuple[str, str]]]:
+    """Namespace and (key, string value) pairs of a layout.
+
+    `aliyun`: namespace `aliyun`, keys product_key, device_name, device_secret, region (when known).
+    `esp-aliyun`: Espressif's older esp-aliyun component (its `fctry` partition): namespace `aliyun-key`,
+    keys ProductKey, DeviceName, DeviceSecret, ProductSecret (when known).
+    """
+    if layout == "aliyun":
+        pairs = [
+            ("product_key", device.product_key),
+            ("device_name", device.device_name),
+            ("device_secret", device.device_secret),
+        ]
+        if device.region:
+            pairs.append(("region", device.region))
+        return "aliyun", pairs
+    if layout == "esp-aliyun":
+        pairs = [
+            ("ProductKey", device.product_key),
+            ("DeviceName", device.device_name),
+            ("DeviceSecret", device.device_secret),
+        ]
+        if device.product_secret:
+            pairs.append(("ProductSecret", device.product_secret))
+        return "aliyun-key", pairs
+    raise InputError(f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+
+
+def check_size(size: int) -> None:
+    """Raise InputError unless `size` is a whole number of pages and at least the read/write minimum."""
+    if size % fmt.PAGE_SIZE:
+        raise InputError(f"--size: 0x{size:X} is not a multiple of 4096")
+    if size < MIN_SIZE:
+        raise InputError(f"--size: 0x{size:X} is below the read/write NVS minimum of 0x{MIN_SIZE:X} (3 pages)")
+
+
+def _encode(namespace: str, pairs: list[tuple[str, str]], size: int, xts_key: bytes | None) -> bytes:
+    out = io.BytesIO()
+    nvs = nvs_gen.nvs_open(
+        out, size - fmt.PAGE_SIZE, nvs_gen.Page.VERSION2, is_encrypt=xts_key is not None, key=xts_key
+    )
+    try:
+        nvs_gen.write_entry(nvs, namespace, "namespace", "", "")
+        for key, value in pairs:
+            nvs_gen.write_entry(nvs, key, "data", "string", value)
+        nvs_gen.nvs_close(nvs)
+    except nvs_gen.InsufficientSizeError:
+        raise InputError(f"--size: 0x{size:X} is too small for this device's entries") from None
+    return out.getvalue()
+
+
+def build_partition(
+    device: Device,
+    *,
+    layout: Layout | str = "aliyun",
+    size: int = DEFAULT_SIZE,
+    encryption: Encryption | str = "none",
+) -> PartitionSet:
+    """Build one device's NVS partition in memory.
+
+    Args:
+        layout: "aliyun" or "esp-aliyun" (see layout_entries).
+        size: partition size in bytes, a multiple of 4096, at least 0x3000.
+        encryption: "none"; "xts" (flash-encryption scheme: a fresh nvs_keys partition); "hmac" (HMAC
+            scheme: a fresh 32-byte eFuse HMAC key, the image encrypted with the keys the chip derives).
+
+    Raises:
+        InputError: a bad layout, encryption or size.
+    """
+    check_size(size)
+    namespace, pairs = layout_entries(device, layout)
+    if encryption == "none":
+        return PartitionSet(_encode(namespace, pairs, size, None), None, None)
+    if encryption == "xts":
+        xts_key = secrets.token_bytes(fmt.XTS_KEY_SIZE)
+        return PartitionSet(_encode(namespace, pairs, size, xts_key), fmt.nvs_keys_partition(xts_key), None)
+    if encryption == "hmac":
+        hmac_key = secrets.token_bytes(fmt.HMAC_KEY_SIZE)
+        return PartitionSet(_encode(namespace, pairs, size, fmt.hmac_xts_key(hmac_key)), None, hmac_key)
+    raise InputError(f"encryption: {encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
+
+
+@dataclass(frozen=True)
+class GenerationReport:
+    out_dir: Path
+    devices: int
+    layout: str
+    encryption: str
+
+    def line(self) -> str:
+        noun = "device" if self.devices == 1 else "devices"
+        return (
+            f"{self.out_dir}: {self.devices} {noun} written "
+            f"(layout {self.layout}, encryption {self.encryption}, {MANIFEST_FILE})"
+        )
+
+
+def _check_out_dir(out_dir: Path, force: bool) -> None:
+    if not out_dir.exists():
+        return
+    if not force:
+        raise InputError(f"{out_dir}: already exists; pass --force to replace it")
+    if not out_dir.is_dir():
+        raise InputError(f"{out_dir}: exists and is not a directory")
+    if any(out_dir.iterdir()) and not (out_dir / MANIFEST_FILE).is_file():
+        raise InputError(f"{out_dir}: not empty and holds no {MANIFEST_FILE}: not replacing what gen-nvs did not write")
+
+
+def _file_record(name: str, data: bytes) -> dict[str, str | int]:
+    return {"name": name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def write_partitions(
+    csv_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    layout: Layout | str = "aliyun",
+    size: int = DEFAULT_SIZE,
+    encryption: Encryption | str = "none",
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationReport:
+    """Validate the CSV, then write `OUT/<DeviceName>/nvs.bin` (+ nvs_keys.bin or hmac_key.bin) per device
+    and `OUT/manifest.json` (files, sizes, SHA-256; no secret).
+
+    Everything is built in a hidden sibling staging directory (mode 0700, files 0600 written by temp file +
+    rename) and swapped in at the end, so a failure or interrupt leaves OUT as it was and no key behind.
+    Devices are streamed from the CSV: memory does not grow with the number of devices beyond the
+    duplicate index of the validation pass.
+
+    Raises:
+        InputError: a bad CSV (every problem), size, layout, encryption, or an existing OUT without force.
+    """
+    out = Path(out_dir)
+    check_size(size)
+    if layout not in LAYOUTS:
+        raise InputError(f"layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    if encryption not in ENCRYPTIONS:
+        raise InputError(f"encryption: {encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
+    summary = check_devices(csv_path)
+    _check_out_dir(out, force)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
+    staging.mkdir(mode=PRIVATE_DIR_MODE)
+    written = 0
+    try:
+        with open(staging / MANIFEST_FILE, "w", encoding="utf-8") as manifest:
+            os.fchmod(manifest.fileno(), 0o600)
+            header = {"format": 1, "layout": layout, "encryption": encryption, "size": size}
+            manifest.write(json.dumps(header)[:-1] + ', "devices": [\n')
+            for device in iter_devices(csv_path):
+                device_dir = staging / device.device_name
+                try:
+                    device_dir.mkdir(mode=PRIVATE_DIR_MODE)
+                except FileExistsError:
+                    raise InputError(
+                        f"{summary.path}:{device.row}: DeviceName: {device.device_name} appears under two "
+                        "ProductKeys; gen-nvs names directories by DeviceName, split the CSV per ProductKey"
+                    ) from None
+                parts = build_partition(device, layout=layout, size=size, encryption=encryption)
+                files = [(NVS_FILE, parts.nvs)]
+                if parts.nvs_keys is not None:
+                    files.append((NVS_KEYS_FILE, parts.nvs_keys))
+                if parts.hmac_key is not None:
+                    files.append((HMAC_KEY_FILE, parts.hmac_key))
+                for name, data in files:
+                    write_private_file(device_dir / name, data, durable=False)
+                record = {
+                    "device_name": device.device_name,
+                    "product_key": device.product_key,
+                    "row": device.row,
+                    "files": [_file_record(f"{device.device_name}/{name}", data) for name, data in files],
+                }
+                manifest.write(("," if written else " ") + json.dumps(record) + "\n")
+                written += 1
+                if progress is not None:
+                    progress(written, summary.devices)
+            manifest.write("]}\n")
+        if written != summary.devices:
+            raise InputError(f"{summary.path}: changed while gen-nvs was reading it; run again")
+        # One sync for the whole tree instead of an fsync per file: nothing is visible before the rename.
+        os.sync()
+        _swap_in(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return GenerationReport(out, written, layout, encryption)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    old: Path | None = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
+        os.rename(out, old)
+    os.rename(staging, out)
+    if old is not None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(old)
