@@ -17,18 +17,18 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
 
-def write_private_file(path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_private_file(path: Path, data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE) -> None:
     """Write `data` to `path` atomically with mode 0600.
 
     Args:
         path: destination; its directory must exist.
         data: the whole content.
         durable: fsync before the rename; a caller that syncs a whole tree once passes False.
+        mode: permission bits; 0600 unless the content is public (a generated header).
     """
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
-        # mkstemp already creates 0600; chmod guards against an unusual umask-free platform default.
-        os.fchmod(fd, PRIVATE_FILE_MODE)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             if durable:

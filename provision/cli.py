@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 
@@ -33,6 +34,116 @@ def sntp_serve(host: str, port: int, skew_s: float) -> None:
     from provision.sntp_responder import serve_until_signalled
 
     serve_until_signalled(host, port, skew_s, announce=lambda line: click.echo(line))
+
+
+# --- sign, check, gen-nvs, inspect, render-ca (provisioning core) -----------------------------------------
+
+
+@cli.command("sign")
+@click.option("--product-key", required=True)
+@click.option("--device-name", required=True)
+@click.option("--device-secret", required=True, envvar="PROVISION_DEVICE_SECRET", help="Or $PROVISION_DEVICE_SECRET.")
+@click.option("--client-id", default=None, help="Default: the device name.")
+@click.option("--timestamp", default="now", show_default=True, help="Milliseconds, 'now', or 'none' to leave it out.")
+@click.option("--sign-method", type=click.Choice(["hmacmd5", "hmacsha1", "hmacsha256"]), default="hmacsha1")
+@click.option("--secure-mode", type=click.Choice(["2", "3"]), default="2", show_default=True, help="2 TLS, 3 TCP.")
+@click.option("--region", default="cn-shanghai", show_default=True)
+@click.option("--endpoint", default=None, help="Instance endpoint host (default: ${pk}.iot-as-mqtt.${region}...).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def sign_command(
+    product_key: str,
+    device_name: str,
+    device_secret: str,
+    client_id: str | None,
+    timestamp: str,
+    sign_method: str,
+    secure_mode: str,
+    region: str,
+    endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Print the MQTT CONNECT parameters (client id, username, password, host, port) for one device."""
+    import json
+
+    from provision.signing import parse_timestamp, sign
+
+    creds = sign(
+        product_key,
+        device_name,
+        device_secret,
+        client_id=client_id,
+        timestamp=parse_timestamp(timestamp),
+        sign_method=sign_method,
+        secure_mode=int(secure_mode),
+        region=region,
+        endpoint=endpoint,
+    )
+    fields = creds.to_json_dict()
+    click.echo(json.dumps(fields) if as_json else "\n".join(f"{name}: {value}" for name, value in fields.items()))
+
+
+@cli.command("check")
+@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="The devices CSV.")
+def check_command(csv_path: Path) -> None:
+    """Validate a devices CSV; print one summary line when it is good, every problem when not."""
+    from provision.credentials import check_devices
+
+    click.echo(check_devices(csv_path).line())
+
+
+@cli.command("gen-nvs")
+@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="The devices CSV.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--layout", type=click.Choice(["aliyun", "esp-aliyun"]), default="aliyun", show_default=True)
+@click.option("--size", default="0x6000", show_default=True, help="Partition size, a multiple of 4096.")
+@click.option("--encrypt", is_flag=True, help="Flash-encryption scheme: a fresh nvs_keys.bin per device.")
+@click.option("--encrypt-hmac", is_flag=True, help="HMAC scheme (S2/S3/C3/C6/H2): a fresh hmac_key.bin per device.")
+@click.option("--force", is_flag=True, help="Replace an existing output directory.")
+def gen_nvs_command(
+    csv_path: Path, out_dir: Path, layout: str, size: str, encrypt: bool, encrypt_hmac: bool, force: bool
+) -> None:
+    """Write DIR/<DeviceName>/nvs.bin (+ keys) for every device and DIR/manifest.json."""
+    from provision.errors import InputError
+    from provision.gen_nvs import parse_size, write_partitions
+
+    if encrypt and encrypt_hmac:
+        raise InputError("--encrypt and --encrypt-hmac: choose one scheme")
+    encryption = "xts" if encrypt else "hmac" if encrypt_hmac else "none"
+    report = write_partitions(
+        csv_path, out_dir, layout=layout, size=parse_size(size), encryption=encryption, force=force
+    )
+    click.echo(report.line())
+
+
+@cli.command("inspect")
+@click.argument("image", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="nvs_keys partition.")
+@click.option("--hmac-key", "hmac_key_path", type=click.Path(dir_okay=False, path_type=Path), help="32-byte HMAC key.")
+@click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
+def inspect_command(image: Path, keys_path: Path | None, hmac_key_path: Path | None, show_secrets: bool) -> None:
+    """Verify an NVS image (every page and entry CRC) and list its namespaces, keys, types and values."""
+    from provision.inspect import inspect_files
+
+    for line in inspect_files(image, keys_path=keys_path, hmac_key_path=hmac_key_path, show_secrets=show_secrets):
+        click.echo(line)
+
+
+@cli.command("render-ca")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="C header.")
+@click.option("--pem", "pem_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path), help="Extra roots.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when the header differs from the rendering.")
+def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) -> None:
+    """Render the root-CA bundle (GlobalSign R1 + R6 and any --pem) into a C header."""
+    from provision.ca import check_header, collect_roots, render_header, write_header
+
+    roots = collect_roots(pem_files, warn=lambda line: click.echo(line, err=True))
+    text = render_header(roots)
+    if check:
+        check_header(out_path, text)
+        click.echo(f"{out_path}: up to date ({len(roots)} roots)")
+    else:
+        write_header(out_path, text)
+        click.echo(f"{out_path}: written ({len(roots)} roots)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -35,6 +35,7 @@ __all__ = [
     "PartitionSet",
     "build_partition",
     "layout_entries",
+    "parse_size",
     "write_partitions",
 ]
 
@@ -260,3 +261,15 @@ def _swap_in(staging: Path, out: Path) -> None:
     if old is not None:
         with contextlib.suppress(OSError):
             shutil.rmtree(old)
+
+
+def parse_size(text: str) -> int:
+    """The `--size` flag: decimal or 0x-prefixed hex bytes.
+
+    Raises:
+        InputError: not a number.
+    """
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InputError(f"--size: {text!r} is not a number of bytes (e.g. 0x6000)") from None

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from provision import nvs_format as fmt
 from provision.errors import InputError
 
-__all__ = ["CorruptImage", "NvsEntry", "format_entries", "read_nvs"]
+__all__ = ["CorruptImage", "NvsEntry", "format_entries", "inspect_files", "read_nvs"]
 
 SECRET_KEYS = frozenset({"device_secret", "DeviceSecret", "ProductSecret", "product_secret"})
 
@@ -268,3 +269,32 @@ def format_entries(entries: list[NvsEntry], *, show_secrets: bool = False) -> li
             shown = str(entry.value)
         lines.append(f"{entry.namespace:<15} {entry.key:<15} {entry.type:<6} {shown}")
     return lines
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
+def inspect_files(
+    image_path: Path,
+    *,
+    keys_path: Path | None = None,
+    hmac_key_path: Path | None = None,
+    show_secrets: bool = False,
+) -> list[str]:
+    """What `provision inspect` prints: a summary line, then one line per entry.
+
+    Raises:
+        CorruptImage: the image fails a check. InputError: a file cannot be read or a key is malformed.
+    """
+    image = _read_input(image_path, "the image")
+    nvs_keys = _read_input(keys_path, "the nvs_keys partition") if keys_path is not None else None
+    hmac_key = _read_input(hmac_key_path, "the HMAC key") if hmac_key_path is not None else None
+    entries = read_nvs(image, nvs_keys=nvs_keys, hmac_key=hmac_key, source=str(image_path))
+    scheme = "flash-encryption keys" if nvs_keys else "HMAC key" if hmac_key else "no keys"
+    pages = len(image) // fmt.PAGE_SIZE
+    summary = f"{image_path}: {pages} pages, {len(entries)} entries, all CRCs OK ({scheme})"
+    return [summary, *format_entries(entries, show_secrets=show_secrets)]

@@ -33,6 +33,7 @@ __all__ = [
     "Now",
     "legacy_host",
     "now_ms",
+    "parse_timestamp",
     "sign",
     "sign_content",
 ]
@@ -185,3 +186,19 @@ def sign(
         sign_method=sign_method,
         timestamp=resolved,
     )
+
+
+def parse_timestamp(text: str) -> int | Now | None:
+    """The `--timestamp` flag: "now", "none" (left out), or milliseconds since the epoch.
+
+    Raises:
+        InputError: anything else.
+    """
+    lowered = text.strip().lower()
+    if lowered == "now":
+        return NOW
+    if lowered == "none":
+        return None
+    if not lowered.isdigit():
+        raise InputError(f"timestamp: {text!r} is not milliseconds, 'now' or 'none'")
+    return int(lowered)
