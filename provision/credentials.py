@@ -13,6 +13,7 @@ editor shows the row at that line. Messages never quote a secret.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import os
@@ -21,6 +22,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from provision.errors import InputError
 
@@ -137,6 +139,23 @@ class _Fingerprints:
         return earlier
 
 
+class _NotUtf8(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def _decoded_lines(handle: BinaryIO) -> Iterator[str]:
+    """Lines decoded one at a time, so a bad byte is reported at its own line (a UTF-8 BOM is dropped)."""
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _NotUtf8(number) from None
+
+
 @dataclass
 class _Scan:
     """One pass over the file: devices and problems in row order."""
@@ -153,12 +172,12 @@ class _Scan:
         names = _Fingerprints() if self.check_duplicates else None
         device_secrets = _Fingerprints() if self.check_duplicates else None
         try:
-            handle = open(path, encoding="utf-8-sig", newline="")
+            handle = open(path, "rb")
         except OSError as exc:
             raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
         previous_line = 0
         try:
-            reader = csv.reader(handle)
+            reader = csv.reader(_decoded_lines(handle))
             columns: dict[str, int] | None = None
             header_width = 0
             extra_columns: list[tuple[int, str]] = []
@@ -168,8 +187,8 @@ class _Scan:
                     record = next(reader)
                 except StopIteration:
                     break
-                except UnicodeDecodeError:
-                    self.problem(start, "(file)", "not UTF-8 text")
+                except _NotUtf8 as exc:
+                    self.problem(exc.line, "(file)", "not UTF-8 text")
                     return
                 except csv.Error as exc:
                     self.problem(start, "(file)", f"not a readable CSV record ({exc})")

@@ -103,7 +103,7 @@ def sign_content(client_id: str, device_name: str, product_key: str, timestamp: 
     return content
 
 
-def _check(product_key: str, device_name: str, device_secret: str, client_id: str, region: str) -> list[str]:
+def _check(product_key: str, device_name: str, device_secret: str, client_id: str | None, region: str) -> list[str]:
     problems: list[str] = []
     if not product_key:
         problems.append("product key: empty")
@@ -117,7 +117,9 @@ def _check(product_key: str, device_name: str, device_secret: str, client_id: st
         problems.append("device secret: empty")
     elif PRODUCT_KEY_RE.fullmatch(device_secret) is None:
         problems.append("device secret: only printable ASCII without spaces is accepted")
-    if not client_id:
+    if client_id is None:
+        pass  # the device name, already checked, is a valid client id
+    elif not client_id:
         problems.append("client id: empty")
     elif len(client_id) > CLIENT_ID_MAX:
         problems.append(f"client id: {len(client_id)} characters, the platform accepts at most {CLIENT_ID_MAX}")
@@ -157,7 +159,7 @@ def sign(
         InputError: one line per value the platform would refuse (the secret is never quoted).
     """
     cid = device_name if client_id is None else client_id
-    problems = _check(product_key, device_name, device_secret, cid, region)
+    problems = _check(product_key, device_name, device_secret, client_id, region)
     digest = SIGN_METHODS.get(sign_method)
     if digest is None:
         problems.append(f"sign method: {sign_method!r} is not one of {', '.join(SIGN_METHODS)}")
