@@ -17,6 +17,7 @@ from provision.errors import InputError
 
 __all__ = ["CorruptImage", "NvsEntry", "format_entries", "inspect_files", "read_nvs"]
 
+ENTRY_CRC_MISMATCH = "entry CRC mismatch"
 SECRET_KEYS = frozenset({"device_secret", "DeviceSecret", "ProductSecret", "product_secret"})
 
 
@@ -54,10 +55,8 @@ class _Reader:
 
     def fail(self, where: str, what: str) -> CorruptImage:
         hint = ""
-        if self.xts_key is None and "CRC" in what:
-            hint = " (an encrypted image? pass its keys)"
-        elif self.xts_key is not None and "CRC" in what:
-            hint = " (wrong keys?)"
+        if what == ENTRY_CRC_MISMATCH:  # page headers are never encrypted, entries are
+            hint = " (an encrypted image? pass its keys)" if self.xts_key is None else " (wrong keys?)"
         return CorruptImage(f"{self.source}: {where}: {what}{hint}")
 
     def decrypt(self, raw: bytes, page: int, index: int) -> bytes:
@@ -117,7 +116,7 @@ class _Reader:
                 raise self.fail(where, "entry state bits 01 are not a valid state")
             entry = self.decrypt(raw, page, index)
             if fmt.entry_crc(entry) != struct.unpack_from("<I", entry, 4)[0]:
-                raise self.fail(where, "entry CRC mismatch")
+                raise self.fail(where, ENTRY_CRC_MISMATCH)
             namespace_index, type_code, span, chunk_index = entry[0], entry[1], entry[2], entry[3]
             if span < 1 or index + span > fmt.ENTRIES_PER_PAGE:
                 raise self.fail(where, f"span {span} runs past the end of the page")
