@@ -271,9 +271,7 @@ class EmulatedBoard:
         if self.rom.USES_MAGIC_VALUE:
             return self._reply(session, op, error=ERR_INVALID_MESSAGE)  # ESP32/ESP8266 ROMs lack it
         purposes = (list(self.spec.key_purposes) + [0] * 7)[:7]
-        info = struct.pack(
-            "<IB7BII", 0, self.spec.flash_crypt_cnt, *purposes, self.rom.IMAGE_CHIP_ID, 0
-        )
+        info = struct.pack("<IB7BII", 0, self.spec.flash_crypt_cnt, *purposes, self.rom.IMAGE_CHIP_ID, 0)
         return self._reply(session, op, data=info)
 
     def _ok(self, session: _Session, op: int, data: bytes, checksum: int) -> bytes:

@@ -1,0 +1,350 @@
+"""The ledger's logic in portable SQL: import a device file once, bind triples to MACs, track each board.
+
+The schema carries the rules, so a bug in this code or a second station cannot break them:
+  - UNIQUE (product_key, device_name): a triple is one row, and a row holds at most one MAC;
+  - UNIQUE (product_key, mac): a MAC holds at most one triple of a product;
+  - CHECK: a row is bound to a MAC exactly when it is not free; a failed row says why.
+The DeviceSecret is not stored: the station reads it from the device file by (ProductKey, DeviceName)
+when it builds the image. The ledger keeps a SHA-256 fingerprint of (ProductKey, DeviceName,
+DeviceSecret) only to tell an identical re-import from a conflicting one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from provision.credentials import Device
+from provision.errors import InputError, ProvisionError
+
+__all__ = [
+    "STATES",
+    "Claim",
+    "ImportResult",
+    "LedgerRow",
+    "NoTripleLeft",
+    "SqlLedger",
+    "secret_fingerprint",
+]
+
+FREE = "free"
+STATES = ("free", "claimed", "flashing", "flashed", "verified", "failed")
+ROW_COLUMNS = (
+    "product_key, device_name, mac, state, reason, chip, station, port, attempts, claimed_at, updated_at, verified_at"
+)
+
+
+class NoTripleLeft(ProvisionError):
+    """Every triple of the pool is bound to a board already."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The triple bound to a MAC: `again` is true when the MAC already held it before this claim."""
+
+    product_key: str
+    device_name: str
+    mac: str
+    again: bool
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    product_key: str
+    device_name: str
+    mac: str | None
+    state: str
+    reason: str | None
+    chip: str | None
+    station: str | None
+    port: str | None
+    attempts: int
+    claimed_at: str | None
+    updated_at: str | None
+    verified_at: str | None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    file_sha256: str
+    added: int
+    already_known: int
+    was_imported_before: bool
+
+
+def secret_fingerprint(device: Device) -> str:
+    material = "\0".join((device.product_key, device.device_name, device.device_secret)).encode()
+    return hashlib.sha256(material).hexdigest()
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def schema(id_column: str) -> tuple[str, ...]:
+    states = ", ".join(f"'{state}'" for state in STATES)
+    return (
+        """CREATE TABLE IF NOT EXISTS imports (
+            file_sha256 TEXT PRIMARY KEY,
+            file_name TEXT NOT NULL,
+            devices INTEGER NOT NULL,
+            imported_at TEXT NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS triples (
+            id {id_column},
+            product_key TEXT NOT NULL,
+            device_name TEXT NOT NULL,
+            secret_fingerprint TEXT NOT NULL,
+            mac TEXT,
+            state TEXT NOT NULL DEFAULT 'free',
+            reason TEXT,
+            chip TEXT,
+            station TEXT,
+            port TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            claimed_at TEXT,
+            updated_at TEXT,
+            verified_at TEXT,
+            CONSTRAINT one_row_per_triple UNIQUE (product_key, device_name),
+            CONSTRAINT one_triple_per_mac_per_product UNIQUE (product_key, mac),
+            CONSTRAINT known_state CHECK (state IN ({states})),
+            CONSTRAINT bound_unless_free CHECK ((state = 'free') = (mac IS NULL)),
+            CONSTRAINT failed_says_why CHECK (state <> 'failed' OR reason IS NOT NULL),
+            CONSTRAINT mac_form CHECK (mac IS NULL OR length(mac) = 17))""",
+        """CREATE TABLE IF NOT EXISTS events (
+            id {id_column},
+            product_key TEXT NOT NULL,
+            device_name TEXT NOT NULL,
+            mac TEXT,
+            state TEXT NOT NULL,
+            reason TEXT,
+            station TEXT,
+            at TEXT NOT NULL)""".replace("{id_column}", id_column),
+        "CREATE INDEX IF NOT EXISTS triples_free ON triples (state, product_key, id)",
+    )
+
+
+class SqlLedger(ABC):
+    """Ledger operations; subclasses give the connection, the transaction and the claim query.
+
+    SQL text is only ever assembled from constant column lists and placeholder counts (hence the S608
+    waivers); every value travels as a bound parameter.
+    """
+
+    placeholder = "?"
+    description = ""
+
+    @abstractmethod
+    def _transaction(self) -> contextlib.AbstractContextManager[Any]:
+        """A cursor inside one write transaction, committed on exit, rolled back on error."""
+
+    @abstractmethod
+    def _pick_free_sql(self, pool_size: int) -> str:
+        """SELECT id, product_key, device_name of one free row of the pool, locked for this transaction."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _q(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def _in(self, values: Sequence[str]) -> str:
+        return "(" + ", ".join("?" for _ in values) + ")"
+
+    # --- import ---------------------------------------------------------------------------------
+
+    def import_devices(self, devices: Sequence[Device], *, file_name: str, file_sha256: str) -> ImportResult:
+        """Add the file's triples to the pool once; an identical re-import changes nothing.
+
+        Raises:
+            InputError: a triple of the file is already in the ledger with another DeviceSecret;
+                nothing is imported.
+        """
+        with self._transaction() as cur:
+            cur.execute(self._q("SELECT 1 FROM imports WHERE file_sha256 = ?"), (file_sha256,))
+            if cur.fetchone() is not None:
+                return ImportResult(file_sha256, 0, len(devices), True)
+            known: dict[tuple[str, str], str] = {}
+            for product_key in sorted({d.product_key for d in devices}):
+                cur.execute(
+                    self._q("SELECT device_name, secret_fingerprint FROM triples WHERE product_key = ?"),
+                    (product_key,),
+                )
+                known.update({(product_key, name): fp for name, fp in cur.fetchall()})
+            conflicts = [
+                f"{file_name}:{d.row}: DeviceSecret: differs from the one the ledger holds for "
+                f"{d.product_key}/{d.device_name}; this file conflicts with an earlier import"
+                for d in devices
+                if (d.product_key, d.device_name) in known
+                and known[(d.product_key, d.device_name)] != secret_fingerprint(d)
+            ]
+            if conflicts:
+                raise InputError(*conflicts)
+            new = [d for d in devices if (d.product_key, d.device_name) not in known]
+            cur.executemany(
+                self._q("INSERT INTO triples (product_key, device_name, secret_fingerprint) VALUES (?, ?, ?)"),
+                [(d.product_key, d.device_name, secret_fingerprint(d)) for d in new],
+            )
+            cur.execute(
+                self._q("INSERT INTO imports (file_sha256, file_name, devices, imported_at) VALUES (?, ?, ?, ?)"),
+                (file_sha256, file_name, len(devices), now()),
+            )
+            return ImportResult(file_sha256, len(new), len(devices) - len(new), False)
+
+    # --- claims and states ----------------------------------------------------------------------
+
+    def claim(self, mac: str, product_keys: Sequence[str], *, station: str, port: str, chip: str) -> Claim:
+        """Bind a free triple of the pool to `mac`, or give back the one it already holds.
+
+        Raises:
+            NoTripleLeft: the pool has no free triple.
+        """
+        mac = mac.lower()
+        keys = sorted(set(product_keys))
+        with self._transaction() as cur:
+            cur.execute(
+                self._q(
+                    f"SELECT product_key, device_name FROM triples WHERE mac = ? AND product_key IN {self._in(keys)}"  # noqa: S608
+                ),
+                (mac, *keys),
+            )
+            held = cur.fetchone()
+            if held is not None:
+                self._set(cur, held[0], held[1], mac, "claimed", None, station=station, port=port, chip=chip)
+                return Claim(held[0], held[1], mac, again=True)
+            cur.execute(self._q(self._pick_free_sql(len(keys))), tuple(keys))
+            free = cur.fetchone()
+            if free is None:
+                raise NoTripleLeft(f"no free triple left for product {', '.join(keys)}: import more devices")
+            stamp = now()
+            cur.execute(
+                self._q(
+                    "UPDATE triples SET mac = ?, state = 'claimed', reason = NULL, station = ?, port = ?, chip = ?, "
+                    "claimed_at = ?, updated_at = ? WHERE id = ? AND state = 'free'"
+                ),
+                (mac, station, port, chip, stamp, stamp, free[0]),
+            )
+            self._event(cur, free[1], free[2], mac, "claimed", None, station)
+            return Claim(free[1], free[2], mac, again=False)
+
+    def set_state(
+        self, claim: Claim, state: str, reason: str | None = None, *, station: str, port: str | None = None
+    ) -> None:
+        """Move the claimed triple to `state` (failed needs a reason), only while `claim.mac` holds it."""
+        if state not in STATES or state == FREE:
+            raise ValueError(f"not a board state: {state}")
+        with self._transaction() as cur:
+            self._set(cur, claim.product_key, claim.device_name, claim.mac, state, reason, station=station, port=port)
+
+    def _set(
+        self,
+        cur: Any,
+        product_key: str,
+        device_name: str,
+        mac: str,
+        state: str,
+        reason: str | None,
+        *,
+        station: str,
+        port: str | None = None,
+        chip: str | None = None,
+    ) -> None:
+        stamp = now()
+        cur.execute(
+            self._q(
+                "UPDATE triples SET state = ?, reason = ?, station = ?, port = COALESCE(?, port), "
+                "chip = COALESCE(?, chip), updated_at = ?, "
+                "attempts = attempts + CASE WHEN ? = 'flashing' THEN 1 ELSE 0 END, "
+                "verified_at = CASE WHEN ? = 'verified' THEN ? ELSE verified_at END "
+                "WHERE product_key = ? AND device_name = ? AND mac = ?"
+            ),
+            (state, reason, station, port, chip, stamp, state, state, stamp, product_key, device_name, mac),
+        )
+        if cur.rowcount != 1:
+            raise ProvisionError(f"ledger: {product_key}/{device_name} is no longer bound to {mac}")
+        self._event(cur, product_key, device_name, mac, state, reason, station)
+
+    def _event(
+        self,
+        cur: Any,
+        product_key: str,
+        device_name: str,
+        mac: str | None,
+        state: str,
+        reason: str | None,
+        station: str,
+    ) -> None:
+        cur.execute(
+            self._q(
+                "INSERT INTO events (product_key, device_name, mac, state, reason, station, at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)"
+            ),
+            (product_key, device_name, mac, state, reason, station, now()),
+        )
+
+    def release(self, device_name: str, product_key: str | None = None, *, station: str = "ledger") -> LedgerRow:
+        """Unbind a triple that was never verified on a board, so another board may take it.
+
+        Raises:
+            InputError: unknown or ambiguous device, not bound, or verified once (then it stays bound).
+        """
+        with self._transaction() as cur:
+            sql = f"SELECT {ROW_COLUMNS} FROM triples WHERE device_name = ?"  # noqa: S608
+            args: tuple[str, ...] = (device_name,)
+            if product_key is not None:
+                sql += " AND product_key = ?"
+                args += (product_key,)
+            cur.execute(self._q(sql), args)
+            rows = [LedgerRow(*r) for r in cur.fetchall()]
+            if not rows:
+                raise InputError(f"ledger: no device named {device_name}")
+            if len(rows) > 1:
+                raise InputError(f"ledger: {device_name} exists in several products: give --product-key")
+            row = rows[0]
+            if row.verified_at is not None:
+                raise InputError(
+                    f"ledger: {row.product_key}/{device_name} was verified on {row.mac} at {row.verified_at}; "
+                    "a triple that reached a board is never released"
+                )
+            if row.mac is None:
+                raise InputError(f"ledger: {row.product_key}/{device_name} is not bound to any board")
+            cur.execute(
+                self._q(
+                    "UPDATE triples SET mac = NULL, state = 'free', reason = NULL, station = NULL, port = NULL, "
+                    "chip = NULL, claimed_at = NULL, updated_at = ? WHERE product_key = ? AND device_name = ?"
+                ),
+                (now(), row.product_key, device_name),
+            )
+            self._event(cur, row.product_key, device_name, row.mac, "released", None, station)
+            return row
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def rows(self) -> list[LedgerRow]:
+        with self._transaction() as cur:
+            cur.execute(f"SELECT {ROW_COLUMNS} FROM triples ORDER BY product_key, id")  # noqa: S608
+            return [LedgerRow(*r) for r in cur.fetchall()]
+
+    def row_for(self, product_key: str, device_name: str) -> LedgerRow | None:
+        with self._transaction() as cur:
+            cur.execute(
+                self._q(f"SELECT {ROW_COLUMNS} FROM triples WHERE product_key = ? AND device_name = ?"),  # noqa: S608
+                (product_key, device_name),
+            )
+            found = cur.fetchone()
+            return LedgerRow(*found) if found else None
+
+    def counts(self) -> dict[str, int]:
+        with self._transaction() as cur:
+            cur.execute("SELECT state, COUNT(*) FROM triples GROUP BY state")
+            found = dict(cur.fetchall())
+        return {state: int(found.get(state, 0)) for state in STATES}
+
+    def iter_events(self) -> Iterator[tuple[Any, ...]]:
+        with self._transaction() as cur:
+            cur.execute("SELECT product_key, device_name, mac, state, reason, station, at FROM events ORDER BY id")
+            yield from cur.fetchall()

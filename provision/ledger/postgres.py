@@ -1,0 +1,56 @@
+"""A shared ledger on PostgreSQL, so several stations draw from one pool of triples.
+
+A claim locks one free row with `SELECT ... FOR UPDATE SKIP LOCKED`: two stations claiming at the
+same moment take different rows instead of waiting on, or both taking, the same one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from provision.errors import EnvironmentProblem
+from provision.ledger.base import SqlLedger, schema
+
+__all__ = ["PostgresLedger"]
+
+SCHEMA_LOCK_KEY = 0x616C6979  # pg_advisory_xact_lock key: serialises concurrent first-time schema creation
+
+
+class PostgresLedger(SqlLedger):
+    placeholder = "%s"
+
+    def __init__(self, url: str) -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - psycopg is a declared dependency
+            raise EnvironmentProblem("PostgreSQL ledgers need psycopg: pip install 'psycopg[binary]'") from exc
+        try:
+            self._db = psycopg.connect(url, autocommit=False, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            # The URL may carry a password: name only the host part in the message.
+            where = url.split("@")[-1]
+            raise EnvironmentProblem(
+                f"cannot reach the PostgreSQL ledger at {where}: {exc.sqlstate or 'no answer'}"
+            ) from exc
+        self.description = "postgresql:" + url.split("@")[-1]
+        with self._transaction() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+            for statement in schema("BIGSERIAL PRIMARY KEY"):
+                cur.execute(statement)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._db.transaction(), self._db.cursor() as cur:
+            yield cur
+
+    def _pick_free_sql(self, pool_size: int) -> str:
+        keys = ", ".join("?" for _ in range(pool_size))
+        return (
+            "SELECT id, product_key, device_name FROM triples "  # noqa: S608
+            f"WHERE state = 'free' AND product_key IN ({keys}) ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED"
+        )
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,55 @@
+"""The default ledger: one SQLite file (WAL), every state change in its own IMMEDIATE transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from provision.ledger.base import SqlLedger, schema
+
+__all__ = ["SqliteLedger"]
+
+BUSY_TIMEOUT_S = 60.0
+
+
+class SqliteLedger(SqlLedger):
+    """A ledger file; one connection per process (each board process opens its own)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.description = f"sqlite:{path}"
+        # isolation_level=None: this class issues BEGIN IMMEDIATE itself, so the write lock is taken
+        # before the first read of a claim and two processes never pick the same free row.
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction() as cur:
+            for statement in schema("INTEGER PRIMARY KEY AUTOINCREMENT"):
+                cur.execute(statement)
+        path.chmod(0o600)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        cur = self._db.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    def _pick_free_sql(self, pool_size: int) -> str:
+        keys = ", ".join("?" for _ in range(pool_size))
+        return (
+            "SELECT id, product_key, device_name FROM triples "  # noqa: S608 - only placeholders are interpolated
+            f"WHERE state = 'free' AND product_key IN ({keys}) ORDER BY id LIMIT 1"
+        )
+
+    def close(self) -> None:
+        self._db.close()

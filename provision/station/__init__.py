@@ -1,0 +1,31 @@
+"""The flashing station: build inputs, ports, one process per board, progress, report.
+
+`run_line(LineOptions(...), slots)` is the whole line; `provision flash` is its command-line wrapper.
+"""
+
+from __future__ import annotations
+
+from provision.station.build import FirmwareBuild, load_build, partitions_only
+from provision.station.efuse import EfusePlan
+from provision.station.line import LineOptions, LineSummary, prepare, run_line
+from provision.station.ports import Slot, discover_slots, resolve_slot
+from provision.station.report import render_table, write_report
+from provision.station.worker import BoardResult, StationJob
+
+__all__ = [
+    "BoardResult",
+    "EfusePlan",
+    "FirmwareBuild",
+    "LineOptions",
+    "LineSummary",
+    "Slot",
+    "StationJob",
+    "discover_slots",
+    "load_build",
+    "partitions_only",
+    "prepare",
+    "render_table",
+    "resolve_slot",
+    "run_line",
+    "write_report",
+]

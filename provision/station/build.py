@@ -1,0 +1,136 @@
+"""What goes onto every board: the build's images (from flasher_args.json) and where the NVS lands.
+
+An ESP-IDF build directory holds `flasher_args.json` (written by idf.py; keys used here: `flash_files`
+offset -> path relative to the build dir, `flash_settings` {flash_mode, flash_size, flash_freq},
+`extra_esptool_args.chip`) and the binary partition table it lists (normally
+`partition_table/partition-table.bin`). The NVS partition that receives the credentials is found in
+that table: the `fctry` data/nvs partition (esp-aliyun's name) when there is one, else `nvs`; the
+nvs_keys partition likewise.
+
+Without a build directory only the per-device partitions are written, at the offsets of ESP-IDF's
+default single-app table (nvs at 0x9000, 0x6000 bytes) unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision.errors import InputError
+from provision.station.partition_table import (
+    NVS_KEYS_SUBTYPE,
+    NVS_SUBTYPE,
+    Partition,
+    find_partition,
+    parse_table,
+)
+
+__all__ = ["DEFAULT_NVS_OFFSET", "DEFAULT_NVS_SIZE", "FirmwareBuild", "Image", "load_build", "partitions_only"]
+
+DEFAULT_NVS_OFFSET = 0x9000  # ESP-IDF partitions_singleapp.csv: nvs, data, nvs, 0x9000, 0x6000
+DEFAULT_NVS_SIZE = 0x6000
+NVS_LABELS = ("fctry", "nvs")
+NVS_KEYS_LABELS = ("nvs_keys", "fctry_keys")
+
+
+@dataclass(frozen=True)
+class Image:
+    """One application-side image (same on every board)."""
+
+    offset: int
+    name: str
+    data: bytes
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class FirmwareBuild:
+    """Everything a station needs from a build, read once and shared (no secret in it)."""
+
+    source: str
+    chip: str | None
+    images: tuple[Image, ...]
+    nvs: Partition
+    nvs_keys: Partition | None
+    flash_size: str
+
+    @property
+    def has_application(self) -> bool:
+        return bool(self.images)
+
+
+def partitions_only(
+    nvs_offset: int = DEFAULT_NVS_OFFSET, nvs_size: int = DEFAULT_NVS_SIZE, nvs_keys_offset: int | None = None
+) -> FirmwareBuild:
+    nvs = Partition("nvs", 0x01, NVS_SUBTYPE, nvs_offset, nvs_size)
+    keys = (
+        Partition("nvs_keys", 0x01, NVS_KEYS_SUBTYPE, nvs_keys_offset, 0x1000) if nvs_keys_offset is not None else None
+    )
+    return FirmwareBuild("no build directory: per-device partitions only", None, (), nvs, keys, "keep")
+
+
+def _overlaps(a_offset: int, a_size: int, b_offset: int, b_size: int) -> bool:
+    return a_offset < b_offset + b_size and b_offset < a_offset + a_size
+
+
+def load_build(build_dir: Path, *, nvs_label: str | None = None) -> FirmwareBuild:
+    """Read flasher_args.json, its images and partition table.
+
+    Raises:
+        InputError: a missing or malformed file, no NVS partition, or an image that overlaps it.
+    """
+    args_path = build_dir / "flasher_args.json"
+    try:
+        args = json.loads(args_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{args_path}: not found: give --build-dir the ESP-IDF build directory (idf.py build)"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{args_path}:{exc.lineno}: not valid JSON: {exc.msg}") from None
+    files = args.get("flash_files")
+    if not isinstance(files, dict) or not files:
+        raise InputError(f"{args_path}: flash_files: missing or empty")
+    images: list[Image] = []
+    table_data: bytes | None = None
+    for offset_text, rel in files.items():
+        try:
+            offset = int(offset_text, 0)
+        except ValueError:
+            raise InputError(f"{args_path}: flash_files: {offset_text!r} is not an offset") from None
+        path = build_dir / rel
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(f"{args_path}: flash_files: {rel} does not exist in {build_dir}") from None
+        images.append(Image(offset, rel, data))
+        partition_table = args.get("partition-table", {})
+        if rel == partition_table.get("file") or Path(rel).name == "partition-table.bin":
+            table_data = data
+    if table_data is None:
+        raise InputError(f"{args_path}: flash_files lists no partition table (partition_table/partition-table.bin)")
+    partitions = parse_table(table_data, source=f"{build_dir}/partition-table.bin")
+    labels = (nvs_label,) if nvs_label else NVS_LABELS
+    nvs = find_partition(partitions, subtype=NVS_SUBTYPE, labels=labels)
+    if nvs is None or (nvs_label and nvs.label != nvs_label):
+        raise InputError(f"{build_dir}: the partition table has no data/nvs partition {nvs_label or 'fctry or nvs'}")
+    keys = find_partition(partitions, subtype=NVS_KEYS_SUBTYPE, labels=NVS_KEYS_LABELS)
+    for image in images:
+        for part in (nvs, keys):
+            if part is not None and _overlaps(image.offset, len(image.data), part.offset, part.size):
+                raise InputError(f"{args_path}: {image.name} at 0x{image.offset:x} overlaps partition {part.label}")
+    settings = args.get("flash_settings", {})
+    chip = args.get("extra_esptool_args", {}).get("chip")
+    return FirmwareBuild(
+        source=str(build_dir),
+        chip=str(chip) if chip else None,
+        images=tuple(sorted(images, key=lambda image: image.offset)),
+        nvs=nvs,
+        nvs_keys=keys,
+        flash_size=str(settings.get("flash_size", "keep")),
+    )

@@ -1,0 +1,245 @@
+"""Click wrappers for `provision flash` and `provision ledger ...`, registered on the CLI group in cli.py.
+
+Kept out of cli.py because of their many options; each stays a thin wrapper over provision.station and
+provision.ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from pathlib import Path
+
+import click
+
+from provision.errors import EXIT_FAILED, InputError
+
+__all__ = ["flash_command", "ledger_group"]
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a number (0x... for hex)") from None
+
+
+@click.command("flash")
+@click.option("--csv", "csv_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Device file.")
+@click.option(
+    "--build-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="ESP-IDF build directory (flasher_args.json). Without it only the per-device partitions are written.",
+)
+@click.option(
+    "--port", "ports", multiple=True, help="Device path, socket://, rfc2217://, usb-serial=SN, usb-location=L."
+)
+@click.option("--ports-watch", is_flag=True, help="Keep flashing each newly plugged board until Ctrl-C.")
+@click.option("--emulate", type=click.IntRange(1, 64), help="Run against N emulated boards (no hardware needed).")
+@click.option("--emulate-chip", default="esp32", show_default=True, help="Chip of the emulated boards.")
+@click.option("--ledger", "ledger_url", help="postgresql://... or a SQLite path (default: <csv stem>.ledger.sqlite).")
+@click.option("--baud", default=460800, show_default=True, type=int, help="Baud rate after the stub is running.")
+@click.option("--layout", default="aliyun", show_default=True, type=click.Choice(["aliyun", "esp-aliyun"]))
+@click.option("--nvs-encryption", default="none", show_default=True, type=click.Choice(["none", "xts", "hmac"]))
+@click.option("--nvs-partition", help="Label of the data/nvs partition for the credentials (default: fctry, else nvs).")
+@click.option("--nvs-offset", default="0x9000", show_default=True, help="Without --build-dir: NVS offset.")
+@click.option("--nvs-size", default="0x6000", show_default=True, help="Without --build-dir: NVS size.")
+@click.option("--report", "report_prefix", type=click.Path(path_type=Path), help="Report path prefix (.csv, .json).")
+@click.option("--station", help="Name of this station in the ledger (default: host:pid).")
+@click.option("--boot-check", "boot_check_s", type=float, help="Reset and wait this many seconds for the DeviceName.")
+@click.option("--burn-hmac-key", is_flag=True, help="Burn the NVS HMAC key into eFuse (permanent).")
+@click.option("--enable-flash-encryption", is_flag=True, help="Burn a flash-encryption key into eFuse (permanent).")
+@click.option("--confirm-efuse-burn", is_flag=True, help="Confirm the permanent eFuse steps asked for.")
+@click.option("--no-progress", is_flag=True, help="No progress bars (the table and report still come).")
+def flash_command(
+    csv_path: Path,
+    build_dir: Path | None,
+    ports: tuple[str, ...],
+    ports_watch: bool,
+    emulate: int | None,
+    emulate_chip: str,
+    ledger_url: str | None,
+    baud: int,
+    layout: str,
+    nvs_encryption: str,
+    nvs_partition: str | None,
+    nvs_offset: str,
+    nvs_size: str,
+    report_prefix: Path | None,
+    station: str | None,
+    boot_check_s: float | None,
+    burn_hmac_key: bool,
+    enable_flash_encryption: bool,
+    confirm_efuse_burn: bool,
+    no_progress: bool,
+) -> None:
+    """Provision every board on the line: claim a triple per MAC, write, verify, report."""
+    from rich.console import Console
+
+    from provision.emulator import EmulatedRack, demo_specs
+    from provision.station import (
+        EfusePlan,
+        LineOptions,
+        discover_slots,
+        load_build,
+        partitions_only,
+        render_table,
+        resolve_slot,
+        run_line,
+    )
+    from provision.station.ports import watch_new_slots
+
+    if emulate and (ports or ports_watch):
+        raise InputError("--emulate: runs its own boards; leave out --port and --ports-watch")
+    build = (
+        load_build(build_dir, nvs_label=nvs_partition)
+        if build_dir
+        else partitions_only(_int(nvs_offset), _int(nvs_size))
+    )
+    options = LineOptions(
+        csv_path=csv_path,
+        build=build,
+        ledger_url=ledger_url,
+        report_prefix=report_prefix,
+        layout=layout,
+        encryption=nvs_encryption,
+        baud=baud,
+        efuse=EfusePlan(burn_hmac_key, enable_flash_encryption, confirm_efuse_burn),
+        boot_check_s=boot_check_s,
+        show_progress=not no_progress,
+        **({"station": station} if station else {}),
+    )
+    console = Console()
+    if emulate:
+        rack_dir = csv_path.resolve().with_name(csv_path.stem + ".emulated-boards")
+        console.print(f"emulated boards: {emulate} x {emulate_chip}, flash files in {rack_dir}")
+        with EmulatedRack(demo_specs(emulate, rack_dir, chip=emulate_chip)) as rack:
+            from provision.station import Slot
+
+            summary = run_line(
+                options, [Slot(f"emulated-{i + 1}", url) for i, url in enumerate(rack.urls)], console=console
+            )
+    else:
+        slots = [resolve_slot(p) for p in ports] if ports else ([] if ports_watch else discover_slots())
+        summary = run_line(options, slots, watch=watch_new_slots() if ports_watch else None, console=console)
+    console.print(render_table(summary.results))
+    console.print(f"ledger: {summary.ledger} (+{summary.imported} new triples)")
+    console.print(f"report: {summary.report_csv} and {summary.report_json}")
+    if summary.failed:
+        console.print(f"{summary.failed} of {len(summary.results)} boards failed")
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@click.group("ledger")
+def ledger_group() -> None:
+    """Inspect and manage the ledger of which triple went to which board."""
+
+
+def _open(csv_path: Path | None, ledger_url: str | None):  # type: ignore[no-untyped-def]
+    from provision.ledger import open_ledger
+
+    if not csv_path and not ledger_url:
+        raise InputError("give --ledger URL or --csv FILE (whose ledger is <csv stem>.ledger.sqlite)")
+    if ledger_url is None and csv_path is not None:
+        from provision.ledger import default_ledger_path
+
+        if not default_ledger_path(csv_path).exists():
+            raise InputError(f"{default_ledger_path(csv_path)}: no ledger yet (run provision flash first)")
+    return open_ledger(ledger_url, csv_path)
+
+
+_csv_option = click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), help="Device file.")
+_ledger_option = click.option("--ledger", "ledger_url", help="postgresql://... or a SQLite path.")
+
+
+@ledger_group.command("status")
+@_csv_option
+@_ledger_option
+def ledger_status(csv_path: Path | None, ledger_url: str | None) -> None:
+    """Count triples per state and list failed boards."""
+    ledger = _open(csv_path, ledger_url)
+    try:
+        counts = ledger.counts()
+        click.echo(f"{ledger.description}: " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+        for row in ledger.rows():
+            if row.state == "failed":
+                click.echo(f"failed: {row.product_key}/{row.device_name} on {row.mac}: {row.reason}")
+    finally:
+        ledger.close()
+
+
+@ledger_group.command("export")
+@_csv_option
+@_ledger_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
+def ledger_export(csv_path: Path | None, ledger_url: str | None, out: Path | None) -> None:
+    """Every triple with its MAC and state, as CSV (no secrets: the ledger holds none)."""
+    from provision.atomic import write_private_file
+
+    ledger = _open(csv_path, ledger_url)
+    try:
+        rows = ledger.rows()
+    finally:
+        ledger.close()
+    with tempfile.SpooledTemporaryFile(mode="w+", newline="") as text:
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(
+            [
+                "ProductKey",
+                "DeviceName",
+                "MAC",
+                "state",
+                "reason",
+                "chip",
+                "station",
+                "port",
+                "attempts",
+                "claimed_at",
+                "updated_at",
+                "verified_at",
+            ]
+        )
+        for r in rows:
+            writer.writerow(
+                [
+                    r.product_key,
+                    r.device_name,
+                    r.mac or "",
+                    r.state,
+                    r.reason or "",
+                    r.chip or "",
+                    r.station or "",
+                    r.port or "",
+                    r.attempts,
+                    r.claimed_at or "",
+                    r.updated_at or "",
+                    r.verified_at or "",
+                ]
+            )
+        text.seek(0)
+        data = text.read()
+    if out:
+        write_private_file(out, data.encode())
+    else:
+        click.echo(data, nl=False)
+
+
+@ledger_group.command("release")
+@_csv_option
+@_ledger_option
+@click.argument("device")
+@click.option("--product-key", help="When DEVICE exists in several products.")
+@click.option("--yes", is_flag=True, help="Confirm without asking.")
+def ledger_release(
+    csv_path: Path | None, ledger_url: str | None, device: str, product_key: str | None, yes: bool
+) -> None:
+    """Unbind DEVICE from its board so another board may take it (only if never verified)."""
+    ledger = _open(csv_path, ledger_url)
+    try:
+        name = f"{product_key}/{device}" if product_key else device
+        if not yes and not click.confirm(f"release {name} from its board? (only a never-verified triple can be)"):
+            raise click.exceptions.Abort()
+        released = ledger.release(device, product_key)
+        click.echo(f"released {released.product_key}/{released.device_name} (was on {released.mac}, {released.state})")
+    finally:
+        ledger.close()

@@ -1,0 +1,224 @@
+"""The factory line: check everything, import the device file into the ledger, flash every port at once.
+
+Order matters: the device file and the build are read and validated, and the ledger opened and fed,
+before any board is touched; a bad file stops the line with nothing written anywhere.
+Then one process per port (spawned, so each has its own esptool logger) provisions its board and
+reports progress through a queue; this process draws one bar per port and an overall bar, then the
+table and the report files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import queue as queue_module
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provision.credentials import load_devices
+from provision.errors import InputError
+from provision.ledger import default_ledger_path, open_ledger
+from provision.station.build import FirmwareBuild
+from provision.station.efuse import EfusePlan
+from provision.station.ports import Slot
+from provision.station.report import write_report
+from provision.station.worker import BoardResult, StationJob, run_port
+
+__all__ = ["LineOptions", "LineSummary", "run_line"]
+
+ENCRYPTIONS = ("none", "xts", "hmac")
+
+
+@dataclass(frozen=True)
+class LineOptions:
+    csv_path: Path
+    build: FirmwareBuild
+    ledger_url: str | None = None
+    report_prefix: Path | None = None
+    station: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    layout: str = "aliyun"
+    encryption: str = "none"
+    baud: int = 460800
+    connect_mode: str = "default-reset"
+    efuse: EfusePlan = field(default_factory=EfusePlan)
+    boot_check_s: float | None = None
+    show_progress: bool = True
+
+
+@dataclass(frozen=True)
+class LineSummary:
+    results: tuple[BoardResult, ...]
+    report_csv: Path
+    report_json: Path
+    ledger: str
+    imported: int
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if r.result != "verified")
+
+
+def _ledger_url(options: LineOptions) -> str:
+    if options.ledger_url:
+        return options.ledger_url
+    return str(default_ledger_path(options.csv_path).resolve())
+
+
+def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
+    """Validate inputs and import the device file into the ledger; touches no board.
+
+    Returns:
+        the job for board processes, how many triples this import added, the ledger's description.
+
+    Raises:
+        InputError: bad device file, options, or a file conflicting with the ledger.
+    """
+    if options.encryption not in ENCRYPTIONS:
+        raise InputError(f"--nvs-encryption: {options.encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
+    if options.encryption == "xts" and options.build.nvs_keys is None:
+        raise InputError("--nvs-encryption xts: the partition table has no nvs_keys partition to hold the keys")
+    if options.efuse.burn_hmac_key and options.encryption != "hmac":
+        raise InputError("--burn-hmac-key: needs --nvs-encryption hmac (the key the NVS is encrypted with)")
+    if options.encryption == "hmac" and not options.efuse.burn_hmac_key:
+        raise InputError("--nvs-encryption hmac: the board needs the key in eFuse: add --burn-hmac-key")
+    if options.efuse.wanted and not options.efuse.confirmed:
+        raise InputError("eFuse burning is permanent: add --confirm-efuse-burn to allow it")
+    devices = load_devices(options.csv_path)
+    digest = hashlib.sha256(options.csv_path.read_bytes()).hexdigest()
+    url = _ledger_url(options)
+    ledger = open_ledger(url, options.csv_path)
+    try:
+        imported = ledger.import_devices(devices, file_name=str(options.csv_path), file_sha256=digest)
+        description = ledger.description
+    finally:
+        ledger.close()
+    job = StationJob(
+        csv_path=str(options.csv_path.resolve()),
+        ledger_url=url,
+        station=options.station,
+        build=options.build,
+        product_keys=tuple(sorted({d.product_key for d in devices})),
+        layout=options.layout,
+        encryption=options.encryption,
+        baud=options.baud,
+        connect_mode=options.connect_mode,
+        efuse=options.efuse,
+        boot_check_s=options.boot_check_s,
+    )
+    return job, imported.added, description
+
+
+class _Board:
+    def __init__(self, slot: Slot, process: Any) -> None:
+        self.slot = slot
+        self.process = process
+        self.result: BoardResult | None = None
+
+
+def run_line(
+    options: LineOptions,
+    slots: Sequence[Slot],
+    *,
+    watch: Callable[[set[str]], list[Slot]] | None = None,
+    console: Any = None,
+) -> LineSummary:
+    """Provision the boards in `slots` in parallel (and, with `watch`, each newly plugged one until Ctrl-C).
+
+    Args:
+        watch: called about twice a second with the slot names busy now; returns new slots to start.
+        console: a rich Console for progress and the table (default: stdout).
+
+    Returns:
+        every board's result and where the report went. Never raises for a board's failure.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    job, imported, ledger_description = prepare(options)
+    console = console or Console()
+    ctx = multiprocessing.get_context("spawn")
+    events: Any = ctx.Queue()
+    boards: dict[str, _Board] = {}
+    done: list[BoardResult] = []
+    progress = Progress(
+        TextColumn("{task.description}", justify="left"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not options.show_progress,
+    )
+    tasks: dict[str, Any] = {}
+    overall = progress.add_task("all boards", total=max(len(slots), 1), stage="")
+    if not options.build.has_application:
+        console.print(f"no --build-dir: writing only the per-device partitions ({options.build.source})")
+
+    def start(slot: Slot) -> None:
+        process = ctx.Process(target=run_port, args=(slot, job, events, os.getpid()), name=f"board {slot.name}")
+        process.start()
+        boards[slot.name] = _Board(slot, process)
+        tasks[slot.name] = progress.add_task(slot.name, total=None, stage="starting")
+
+    def handle(event: tuple[Any, ...]) -> None:
+        kind, name = event[0], event[1]
+        if name not in tasks:
+            return
+        if kind == "progress":
+            progress.update(tasks[name], completed=event[2], total=event[3])
+        elif kind == "stage":
+            progress.update(tasks[name], stage=event[2])
+        elif kind == "result":
+            result = BoardResult(**event[2])
+            boards[name].result = result
+            done.append(result)
+            progress.update(tasks[name], stage=result.result if not result.reason else f"failed: {result.reason[:60]}")
+            progress.advance(overall)
+
+    with progress:
+        for slot in slots:
+            start(slot)
+        try:
+            while True:
+                try:
+                    handle(events.get(timeout=0.5))
+                except queue_module.Empty:
+                    pass
+                for name, board in list(boards.items()):
+                    if board.result is None and not board.process.is_alive():
+                        # Drain what it may have sent just before exiting, then judge.
+                        while board.result is None:
+                            try:
+                                handle(events.get(timeout=0.5))
+                            except queue_module.Empty:
+                                break
+                        if board.result is None:
+                            handle(
+                                (
+                                    "result",
+                                    name,
+                                    BoardResult(
+                                        port=name, reason=f"board process died (exit {board.process.exitcode})"
+                                    ).as_dict(),
+                                )
+                            )
+                    if board.result is not None and not board.process.is_alive():
+                        board.process.join()
+                        if watch is not None:
+                            del boards[name]
+                if watch is not None:
+                    for slot in watch(set(boards)):
+                        progress.update(overall, total=(progress.tasks[overall].total or 0) + 1)
+                        start(slot)
+                elif all(b.result is not None for b in boards.values()):
+                    break
+        except KeyboardInterrupt:
+            if watch is None:
+                raise
+    prefix = options.report_prefix or options.csv_path.with_name(options.csv_path.stem + "-flash-report")
+    report_csv, report_json = write_report(done, prefix, ledger=ledger_description, station=options.station)
+    return LineSummary(tuple(done), report_csv, report_json, ledger_description, imported)

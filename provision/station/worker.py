@@ -1,0 +1,266 @@
+"""One board, start to finish, inside its own process (esptool keeps one logger per process).
+
+connect -> detect chip (must match the build) -> read MAC -> eFuse guards -> claim a triple for the MAC
+-> build its NVS image in memory -> write only the regions whose MD5 differs -> verify every region's
+MD5 -> (optional boot check) -> verified. Every ledger state change happens as it happens, so a station
+killed at any point leaves a ledger a rerun can finish from: the same MAC gets the same triple back.
+
+The DeviceSecret is read from the device file inside this process and leaves it only inside the image
+sent to the board; nothing this module logs, reports or raises contains it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from multiprocessing.queues import Queue
+from typing import Any
+
+from provision.credentials import Device, load_devices
+from provision.errors import ProvisionError
+from provision.gen_nvs import build_partition
+from provision.station.build import FirmwareBuild
+from provision.station.efuse import EfusePlan, apply_efuse_plan, check_efuse_plan
+from provision.station.ports import Slot
+
+__all__ = ["BoardResult", "Region", "StationJob", "flash_board", "run_port"]
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@dataclass(frozen=True)
+class StationJob:
+    """What every board process needs; picklable and free of secrets."""
+
+    csv_path: str
+    ledger_url: str | None
+    station: str
+    build: FirmwareBuild
+    product_keys: tuple[str, ...]
+    layout: str = "aliyun"
+    encryption: str = "none"
+    baud: int = 460800
+    connect_mode: str = "default-reset"
+    efuse: EfusePlan = field(default_factory=EfusePlan)
+    boot_check_s: float | None = None
+
+
+@dataclass
+class BoardResult:
+    port: str
+    mac: str = ""
+    device_name: str = ""
+    product_key: str = ""
+    chip: str = ""
+    seconds: float = 0.0
+    bytes_written: int = 0
+    result: str = "failed"
+    reason: str = ""
+    cpu_seconds: float = 0.0
+    regions_skipped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str
+    offset: int
+    data: bytes = field(repr=False)
+
+    @property
+    def md5(self) -> str:
+        return hashlib.md5(self.data, usedforsecurity=False).hexdigest()
+
+
+class BoardFailed(Exception):
+    """A board-level failure whose message is safe to show and store (no secret)."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    # A SIGKILLed station must not leave board processes writing on: the kernel kills us with it.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    return f"{type(exc).__name__}: {first}"[:240] if not isinstance(exc, (BoardFailed, ProvisionError)) else first[:240]
+
+
+class _QueueLogger:
+    """esptool logger that forwards write progress to the station and keeps the last lines for errors."""
+
+    def __init__(self, emit: Any) -> None:
+        from esptool.logger import TemplateLogger
+
+        outer = self
+
+        class Logger(TemplateLogger):
+            def print(self, *args: Any, **kwargs: Any) -> None:
+                outer.last = " ".join(str(a) for a in args)[:200]
+
+            def note(self, message: str) -> None:
+                outer.last = message[:200]
+
+            def warning(self, message: str) -> None:
+                outer.last = message[:200]
+
+            def error(self, message: str) -> None:
+                outer.last = message[:200]
+
+            def stage(self, finish: bool = False) -> None:
+                return None
+
+            def progress_bar(
+                self, cur_iter: int, total_iters: int, prefix: str = "", suffix: str = "", bar_length: int = 30
+            ) -> None:
+                if outer.on_progress is not None and total_iters:
+                    outer.on_progress(cur_iter / total_iters)
+
+            def set_verbosity(self, verbosity: str) -> None:
+                return None
+
+        self.last = ""
+        self.on_progress: Any = None
+        self.logger = Logger()
+
+
+def _region_progress(emit: Any, port: str, base: int, size: int, total: int) -> Any:
+    def report(fraction: float) -> None:
+        emit("progress", port, base + int(fraction * size), total)
+
+    return report
+
+
+def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Device], emit: Any) -> BoardResult:
+    """Provision the board in `slot`; never raises for a board problem, returns a failed result instead."""
+    from esptool.cmds import attach_flash, detect_chip, write_flash
+    from esptool.logger import log
+
+    from provision.ledger import open_ledger
+
+    started = time.monotonic()
+    cpu_started = time.process_time()
+    port = slot.name
+    result = BoardResult(port=port)
+    qlog = _QueueLogger(emit)
+    log.set_logger(qlog.logger)
+    ledger = None
+    claim = None
+    esp = None
+    try:
+        emit("stage", port, "connecting")
+        try:
+            esp = detect_chip(slot.device, 115200, connect_mode=job.connect_mode, connect_attempts=3)
+        except Exception as exc:
+            raise BoardFailed(f"no answer from a board in download mode ({_short(exc)}): check BOOT/EN wiring") from exc
+        result.chip = esp.CHIP_NAME
+        if job.build.chip and esp.CHIP_NAME.lower().replace("-", "") != job.build.chip.lower().replace("-", ""):
+            raise BoardFailed(f"chip is {esp.CHIP_NAME} but the build targets {job.build.chip}")
+        result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
+        check_efuse_plan(esp, job.efuse)
+        esp = esp.run_stub()
+        if job.baud != 115200:
+            esp.change_baud(job.baud)
+        attach_flash(esp)
+
+        ledger = open_ledger(job.ledger_url, None) if job.ledger_url else None
+        if ledger is None:
+            raise BoardFailed("no ledger configured")
+        claim = ledger.claim(result.mac, job.product_keys, station=job.station, port=port, chip=result.chip)
+        result.product_key, result.device_name = claim.product_key, claim.device_name
+        device = devices.get((claim.product_key, claim.device_name))
+        if device is None:
+            raise BoardFailed(f"the ledger gave {claim.product_key}/{claim.device_name}, which {job.csv_path} lacks")
+        emit("stage", port, f"{claim.device_name}{' (again)' if claim.again else ''}")
+        ledger.set_state(claim, "flashing", station=job.station, port=port)
+
+        parts = build_partition(device, layout=job.layout, size=job.build.nvs.size, encryption=job.encryption)
+        regions = [Region(image.name, image.offset, image.data) for image in job.build.images]
+        regions.append(Region(f"{job.build.nvs.label} (NVS)", job.build.nvs.offset, parts.nvs))
+        if parts.nvs_keys is not None:
+            if job.build.nvs_keys is None:
+                raise BoardFailed("the NVS is encrypted but the partition table has no nvs_keys partition")
+            regions.append(Region(job.build.nvs_keys.label, job.build.nvs_keys.offset, parts.nvs_keys))
+        apply_efuse_plan(esp, job.efuse, parts.hmac_key, port=port)
+        del device, parts
+
+        changed = [r for r in regions if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
+        result.regions_skipped = len(regions) - len(changed)
+        total = sum(len(r.data) for r in changed) or 1
+        done = 0
+        for region in changed:
+            qlog.on_progress = _region_progress(emit, port, done, len(region.data), total)
+            write_flash(esp, [(region.offset, region.data)], flash_size="keep", compress=True)
+            done += len(region.data)
+            result.bytes_written = done
+            emit("progress", port, done, total)
+        ledger.set_state(claim, "flashed", station=job.station, port=port)
+
+        emit("stage", port, "verifying")
+        bad = [r.name for r in regions if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
+        if bad:
+            raise BoardFailed(f"MD5 mismatch after writing: {', '.join(bad)}")
+        if job.boot_check_s is not None:
+            _boot_check(esp, claim.device_name, job.boot_check_s)
+        ledger.set_state(claim, "verified", station=job.station, port=port)
+        result.result = "verified"
+    except Exception as exc:  # every failure of this board ends here, others go on
+        result.reason = _short(exc)
+        if ledger is not None and claim is not None:
+            try:
+                ledger.set_state(claim, "failed", result.reason, station=job.station, port=port)
+            except Exception as ledger_exc:
+                result.reason += f"; the ledger could not record it: {_short(ledger_exc)}"
+    finally:
+        if esp is not None:
+            try:
+                esp._port.close()
+            except Exception:  # noqa: S110 - the port may already be gone with the board
+                pass
+        if ledger is not None:
+            ledger.close()
+        result.seconds = round(time.monotonic() - started, 3)
+        result.cpu_seconds = round(time.process_time() - cpu_started, 4)
+    return result
+
+
+def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:
+    """Reset into the application and wait for a console line that names the device."""
+    esp.hard_reset()
+    port = esp._port
+    port.timeout = 0.2
+    deadline = time.monotonic() + timeout_s
+    seen = b""
+    while time.monotonic() < deadline:
+        seen = (seen + port.read(256))[-4096:]
+        for line in seen.split(b"\n")[:-1]:
+            if device_name.encode() in line:
+                return
+    raise BoardFailed(f"boot check: no console line naming {device_name} within {timeout_s:g} s")
+
+
+def run_port(slot: Slot, job: StationJob, queue: Queue[Any], parent_pid: int) -> None:
+    """Process entry: one board in `slot`; the result goes back through `queue`."""
+    _die_with_parent(parent_pid)
+    port = slot.name
+
+    def emit(kind: str, where: str, *payload: Any) -> None:
+        queue.put((kind, where, *payload))
+
+    try:
+        devices = {(d.product_key, d.device_name): d for d in load_devices(job.csv_path)}
+    except ProvisionError as exc:
+        emit("result", port, BoardResult(port=port, reason=exc.lines[0]).as_dict())
+        return
+    result = flash_board(slot, job, devices, emit)
+    emit("result", port, result.as_dict())
