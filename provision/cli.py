@@ -10,6 +10,7 @@ import click
 
 from provision import __version__
 from provision.errors import EXIT_OK, ProvisionError
+from provision.station.commands import flash_command, ledger_group
 
 __all__ = ["cli", "main"]
 
@@ -144,6 +145,10 @@ def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) 
     else:
         write_header(out_path, text)
         click.echo(f"{out_path}: written ({len(roots)} roots)")
+
+
+cli.add_command(flash_command)
+cli.add_command(ledger_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
