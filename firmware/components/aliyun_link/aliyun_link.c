@@ -1,0 +1,518 @@
+/* The connection state machine and command handling; the contract is in aliyun_link.h. */
+#include "aliyun_link.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+void alink_config_defaults(alink_config_t *c)
+{
+    if (!c) {
+        return;
+    }
+    memset(c, 0, sizeof *c);
+    c->sign_method = ALIYUN_SIGN_HMACSHA1;
+    c->timestamp_mode = ALINK_TIMESTAMP_CLOCK;
+    c->secure_mode = 2;
+    c->region = "cn-shanghai";
+    c->keepalive_s = 120;
+    c->backoff_base_ms = 2000;
+    c->backoff_cap_ms = 300000;
+    c->stable_after_ms = 60000;
+    c->connect_timeout_ms = 30000;
+    c->time_sync_timeout_ms = 30000;
+    c->post_period_ms = 60000;
+    c->restart_network_after_ms = 600000;
+    c->reboot_after_ms = 1800000;
+}
+
+const char *alink_state_name(alink_state_t state)
+{
+    switch (state) {
+    case ALINK_STATE_WAIT_NETWORK:
+        return "wait-network";
+    case ALINK_STATE_WAIT_TIME:
+        return "wait-time";
+    case ALINK_STATE_BACKOFF:
+        return "backoff";
+    case ALINK_STATE_CONNECTING:
+        return "connecting";
+    case ALINK_STATE_SUBSCRIBING:
+        return "subscribing";
+    case ALINK_STATE_ONLINE:
+        return "online";
+    }
+    return "unknown";
+}
+
+alink_state_t alink_state(const alink_t *core)
+{
+    return core->state;
+}
+
+bool alink_led_on(const alink_t *core)
+{
+    return core->led_on;
+}
+
+static void emit(alink_t *c, const alink_action_t *a)
+{
+    c->emit(c->emit_ctx, a);
+}
+
+static void emit_simple(alink_t *c, alink_action_type_t type)
+{
+    alink_action_t a;
+    memset(&a, 0, sizeof a);
+    a.type = type;
+    emit(c, &a);
+}
+
+/* Lines longer than the buffer are cut: a log line is never worth an error. */
+static void PRINTF_LIKE(2, 3) log_line(alink_t *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(c->line, sizeof c->line, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    alink_action_t a = {.type = ALINK_ACT_LOG};
+    a.u.log.text = c->line;
+    emit(c, &a);
+}
+
+static void set_state(alink_t *c, alink_state_t s, uint64_t now_ms)
+{
+    c->state = s;
+    c->state_since_ms = now_ms;
+}
+
+static bool session_open(const alink_t *c)
+{
+    return c->state == ALINK_STATE_CONNECTING || c->state == ALINK_STATE_SUBSCRIBING ||
+           c->state == ALINK_STATE_ONLINE;
+}
+
+static void start_outage(alink_t *c, uint64_t now_ms)
+{
+    if (!c->outage_started) {
+        c->outage_started = true;
+        c->outage_since_ms = now_ms;
+        c->network_restarted = false;
+    }
+}
+
+static void publish(alink_t *c, alink_topic_t topic, size_t len)
+{
+    alink_action_t a = {.type = ALINK_ACT_PUBLISH};
+    a.u.publish.topic = c->topics[topic];
+    a.u.publish.payload = c->payload;
+    a.u.publish.payload_len = len;
+    a.u.publish.qos = 0;
+    emit(c, &a);
+}
+
+static void post_properties(alink_t *c)
+{
+    alink_properties_t props = {c->led_on, c->rssi_dbm, c->free_heap_bytes};
+    uint32_t id = c->next_message_id;
+    size_t len = 0;
+    c->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
+    if (alink_json_property_post(id, &props, c->payload, sizeof c->payload, &len) == ALINK_OK) {
+        publish(c, ALINK_TOPIC_PROPERTY_POST, len);
+        log_line(c, "aliyun: property post id=%" PRIu32, id);
+    }
+}
+
+static void schedule_retry(alink_t *c, const alink_event_t *ev)
+{
+    uint32_t delay_ms = alink_backoff_next_ms(&c->backoff, ev->random);
+    c->next_connect_ms = ev->now_ms + delay_ms;
+    set_state(c, ALINK_STATE_BACKOFF, ev->now_ms);
+    log_line(c, "aliyun: reconnecting in %" PRIu32 " ms", delay_ms);
+}
+
+static void start_connect(alink_t *c, const alink_event_t *ev)
+{
+    char timestamp[ALIYUN_AUTH_TIMESTAMP_MAX + 1];
+    const alink_config_t *cfg = &c->config;
+    aliyun_auth_field_t bad = ALIYUN_FIELD_NONE;
+
+    if (cfg->timestamp_mode == ALINK_TIMESTAMP_FIXED) {
+        memcpy(timestamp, ALINK_FIXED_TIMESTAMP, sizeof ALINK_FIXED_TIMESTAMP);
+    } else {
+        (void)snprintf(timestamp, sizeof timestamp, "%" PRIu64, c->sync_unix_ms + (ev->now_ms - c->sync_mono_ms));
+    }
+    aliyun_auth_request_t req = {cfg->product_key, cfg->device_name, cfg->device_secret,
+                                 cfg->client_id,   timestamp,        cfg->sign_method,
+                                 cfg->secure_mode, cfg->region,      cfg->endpoint};
+    aliyun_auth_status_t st = aliyun_auth_sign(&req, &c->credentials, &bad);
+    if (st != ALIYUN_AUTH_OK) {
+        static const char *const fields[] = {"request",   "product key", "device name", "device secret",
+                                             "client id", "timestamp",   "region",      "endpoint"};
+        log_line(c, "aliyun: cannot sign: %s: %s", (unsigned)bad < 8u ? fields[bad] : "request",
+                 aliyun_auth_strerror(st));
+        alink_backoff_to_cap(&c->backoff);
+        schedule_retry(c, ev);
+        return;
+    }
+    log_line(c, "aliyun: connecting to %s:%u as %s", c->credentials.host, (unsigned)c->credentials.port,
+             c->credentials.client_id);
+    alink_action_t a = {.type = ALINK_ACT_CONNECT};
+    a.u.connect.host = c->credentials.host;
+    a.u.connect.port = c->credentials.port;
+    a.u.connect.tls = cfg->secure_mode == 2;
+    a.u.connect.client_id = c->credentials.client_id;
+    a.u.connect.username = c->credentials.username;
+    a.u.connect.password = c->credentials.password;
+    a.u.connect.keepalive_s = cfg->keepalive_s;
+    set_state(c, ALINK_STATE_CONNECTING, ev->now_ms);
+    emit(c, &a);
+    memset(&c->credentials, 0, sizeof c->credentials); /* the password is not kept */
+}
+
+static void after_network(alink_t *c, const alink_event_t *ev)
+{
+    if (c->time_synced) {
+        start_connect(c, ev);
+    } else {
+        set_state(c, ALINK_STATE_WAIT_TIME, ev->now_ms);
+        c->time_wait_logged = false;
+        log_line(c, "aliyun: waiting for time sync");
+    }
+}
+
+static void go_online(alink_t *c, uint64_t now_ms)
+{
+    set_state(c, ALINK_STATE_ONLINE, now_ms);
+    c->outage_started = false;
+    log_line(c, "aliyun: online");
+    post_properties(c);
+    c->next_post_ms = now_ms + c->config.post_period_ms;
+}
+
+static void lose_session(alink_t *c, const alink_event_t *ev, const char *why)
+{
+    if (c->state == ALINK_STATE_SUBSCRIBING || c->state == ALINK_STATE_ONLINE) {
+        if (ev->now_ms - c->connected_at_ms >= c->config.stable_after_ms) {
+            alink_backoff_reset(&c->backoff);
+        }
+    }
+    start_outage(c, ev->now_ms);
+    log_line(c, "aliyun: %s", why);
+    emit_simple(c, ALINK_ACT_DISCONNECT);
+    schedule_retry(c, ev);
+}
+
+static const char *connack_meaning(int code)
+{
+    /* MQTT 3.1.1 section 3.2.2.3, CONNACK return codes */
+    static const char *const meanings[] = {"accepted",
+                                           "unacceptable protocol version",
+                                           "identifier rejected",
+                                           "server unavailable",
+                                           "bad username or password",
+                                           "not authorized"};
+    return code > 0 && code <= 5 ? meanings[code] : NULL;
+}
+
+static void set_led(alink_t *c, bool on)
+{
+    alink_action_t a = {.type = ALINK_ACT_SET_LED};
+    a.u.set_led.on = on;
+    c->led_on = on;
+    emit(c, &a);
+    log_line(c, "aliyun: led %s", on ? "on" : "off");
+}
+
+static void on_property_set(alink_t *c, const alink_event_t *ev)
+{
+    alink_property_set_t set;
+    size_t len = 0;
+    alink_status_t st = alink_json_parse_property_set(ev->u.message.payload, ev->u.message.payload_len, &set);
+    if (st != ALINK_OK && st != ALINK_ERR_BAD_VALUE && st != ALINK_ERR_NO_PARAMS) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    bool changed = st == ALINK_OK && set.has_light_switch && set.light_switch != c->led_on;
+    if (st == ALINK_OK && set.has_light_switch) {
+        set_led(c, set.light_switch);
+    }
+    int code = st == ALINK_OK ? ALINK_CODE_OK : ALINK_CODE_BAD_PARAMS;
+    if (alink_json_reply(set.id, code, c->payload, sizeof c->payload, &len) == ALINK_OK) {
+        publish(c, ALINK_TOPIC_PROPERTY_SET_REPLY, len);
+    }
+    log_line(c, "aliyun: property set id=%s code=%d", set.id, code);
+    if (changed) {
+        post_properties(c);
+    }
+}
+
+static void on_setled(alink_t *c, const alink_event_t *ev)
+{
+    alink_setled_t cmd;
+    alink_status_t st = alink_json_parse_setled(ev->u.message.payload, ev->u.message.payload_len, &cmd);
+    if (st != ALINK_OK) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    if (strcmp(cmd.device_name, c->config.device_name) != 0) {
+        log_line(c, "aliyun: ignored message: other device");
+        return;
+    }
+    bool changed = cmd.on != c->led_on;
+    set_led(c, cmd.on);
+    if (changed) {
+        post_properties(c);
+    }
+}
+
+static void on_message(alink_t *c, const alink_event_t *ev)
+{
+    const char *topic = ev->u.message.topic;
+    size_t topic_len = ev->u.message.topic_len;
+    if (alink_topic_matches(c->topics[ALINK_TOPIC_PROPERTY_SET], topic, topic_len)) {
+        on_property_set(c, ev);
+    } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
+        on_setled(c, ev);
+    } else {
+        log_line(c, "aliyun: ignored message: unknown topic");
+    }
+}
+
+static void on_suback(alink_t *c, const alink_event_t *ev)
+{
+    unsigned index = ev->u.suback.index;
+    unsigned bit = 1u << index;
+    if (c->state != ALINK_STATE_SUBSCRIBING || index >= ALINK_SUBSCRIPTIONS || !(c->subacks_pending & bit)) {
+        return; /* stale or duplicate */
+    }
+    c->subacks_pending &= ~bit;
+    const char *topic = c->topics[index == 0 ? ALINK_TOPIC_PROPERTY_SET : ALINK_TOPIC_USER_SETLED];
+    log_line(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
+    if (c->subacks_pending == 0) {
+        go_online(c, ev->now_ms);
+    }
+}
+
+static void on_connected(alink_t *c, const alink_event_t *ev)
+{
+    static const alink_topic_t subscriptions[ALINK_SUBSCRIPTIONS] = {ALINK_TOPIC_PROPERTY_SET,
+                                                                     ALINK_TOPIC_USER_SETLED};
+    if (c->state != ALINK_STATE_CONNECTING) {
+        return;
+    }
+    log_line(c, "aliyun: mqtt connected");
+    c->connected_at_ms = ev->now_ms;
+    set_state(c, ALINK_STATE_SUBSCRIBING, ev->now_ms);
+    c->subacks_pending = (1u << ALINK_SUBSCRIPTIONS) - 1u;
+    for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {
+        alink_action_t a = {.type = ALINK_ACT_SUBSCRIBE};
+        a.u.subscribe.topic = c->topics[subscriptions[i]];
+        a.u.subscribe.index = i;
+        a.u.subscribe.qos = 1; /* commands should not be lost to a brief drop */
+        emit(c, &a);
+    }
+}
+
+static void on_refused(alink_t *c, const alink_event_t *ev)
+{
+    int code = ev->u.connack_code;
+    if (c->state != ALINK_STATE_CONNECTING) {
+        return;
+    }
+    const char *meaning = connack_meaning(code);
+    if (meaning) {
+        log_line(c, "aliyun: connect refused: %s", meaning);
+    } else {
+        log_line(c, "aliyun: connect refused: code %d", code);
+    }
+    if (code == 4 || code == 5) {
+        /* Retrying soon cannot fix credentials, and Aliyun throttles devices that hammer it. */
+        alink_backoff_to_cap(&c->backoff);
+    }
+    start_outage(c, ev->now_ms);
+    emit_simple(c, ALINK_ACT_DISCONNECT);
+    schedule_retry(c, ev);
+}
+
+static void escalate(alink_t *c, uint64_t now_ms)
+{
+    if (c->state == ALINK_STATE_ONLINE || !c->outage_started) {
+        return;
+    }
+    uint64_t offline_ms = now_ms - c->outage_since_ms;
+    const alink_config_t *cfg = &c->config;
+    if (cfg->reboot_after_ms && offline_ms >= cfg->reboot_after_ms && !c->reboot_requested) {
+        c->reboot_requested = true;
+        log_line(c, "aliyun: offline for %" PRIu64 " s: rebooting", offline_ms / 1000u);
+        emit_simple(c, ALINK_ACT_REBOOT);
+    } else if (cfg->restart_network_after_ms && offline_ms >= cfg->restart_network_after_ms &&
+               !c->network_restarted && !c->reboot_requested) {
+        c->network_restarted = true;
+        log_line(c, "aliyun: offline for %" PRIu64 " s: restarting network", offline_ms / 1000u);
+        if (session_open(c)) {
+            emit_simple(c, ALINK_ACT_DISCONNECT);
+        }
+        emit_simple(c, ALINK_ACT_RESTART_NETWORK);
+        c->net_up = false; /* the shell reports NET_UP again once the restarted network has an address */
+        set_state(c, ALINK_STATE_WAIT_NETWORK, now_ms);
+    }
+}
+
+static void on_tick(alink_t *c, const alink_event_t *ev)
+{
+    uint64_t now = ev->now_ms;
+    c->rssi_dbm = ev->u.tick.rssi_dbm;
+    c->free_heap_bytes = ev->u.tick.free_heap_bytes;
+    switch (c->state) {
+    case ALINK_STATE_WAIT_TIME:
+        if (!c->time_wait_logged && now - c->state_since_ms >= c->config.time_sync_timeout_ms) {
+            c->time_wait_logged = true;
+            log_line(c, "aliyun: time sync overdue: not connecting with an unset clock");
+        }
+        break;
+    case ALINK_STATE_BACKOFF:
+        if (now >= c->next_connect_ms) {
+            start_connect(c, ev);
+        }
+        break;
+    case ALINK_STATE_CONNECTING:
+    case ALINK_STATE_SUBSCRIBING:
+        if (now - c->state_since_ms >= c->config.connect_timeout_ms) {
+            lose_session(c, ev, "connect timed out");
+        }
+        break;
+    case ALINK_STATE_ONLINE:
+        if (c->config.post_period_ms && now >= c->next_post_ms) {
+            post_properties(c);
+            c->next_post_ms = now + c->config.post_period_ms;
+        }
+        break;
+    case ALINK_STATE_WAIT_NETWORK:
+        break;
+    }
+    escalate(c, now);
+}
+
+alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emit_fn emit_fn, void *emit_ctx,
+                          aliyun_auth_field_t *bad_field)
+{
+    aliyun_auth_field_t bad = ALIYUN_FIELD_NONE;
+    if (bad_field) {
+        *bad_field = ALIYUN_FIELD_NONE;
+    }
+    if (!core || !config || !emit_fn) {
+        return ALINK_ERR_ARG;
+    }
+    memset(core, 0, sizeof *core);
+    core->config = *config;
+    if (!core->config.client_id) {
+        core->config.client_id = config->device_name;
+    }
+    const alink_config_t *cfg = &core->config;
+    aliyun_auth_request_t req = {cfg->product_key, cfg->device_name, cfg->device_secret,
+                                 cfg->client_id,   ALINK_FIXED_TIMESTAMP, cfg->sign_method,
+                                 cfg->secure_mode, cfg->region,      cfg->endpoint};
+    if (aliyun_auth_validate(&req, &bad) != ALIYUN_AUTH_OK) {
+        if (bad_field) {
+            *bad_field = bad;
+        }
+        return ALINK_ERR_CONFIG;
+    }
+    if (cfg->keepalive_s < ALINK_KEEPALIVE_MIN_S || cfg->keepalive_s > ALINK_KEEPALIVE_MAX_S ||
+        cfg->backoff_base_ms == 0 || cfg->backoff_cap_ms < cfg->backoff_base_ms || cfg->connect_timeout_ms == 0 ||
+        (unsigned)cfg->timestamp_mode > ALINK_TIMESTAMP_FIXED) {
+        return ALINK_ERR_CONFIG;
+    }
+    for (int t = 0; t < ALINK_TOPIC_COUNT; t++) {
+        if (alink_topic_build((alink_topic_t)t, cfg->product_key, cfg->device_name, core->topics[t],
+                              sizeof core->topics[t]) != ALINK_OK) {
+            return ALINK_ERR_CONFIG;
+        }
+    }
+    alink_backoff_init(&core->backoff, cfg->backoff_base_ms, cfg->backoff_cap_ms);
+    core->emit = emit_fn;
+    core->emit_ctx = emit_ctx;
+    core->next_message_id = 1;
+    core->state = ALINK_STATE_WAIT_NETWORK;
+    return ALINK_OK;
+}
+
+alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
+{
+    if (!c || !c->emit || !ev || (unsigned)ev->type > ALINK_EV_TICK ||
+        (ev->type == ALINK_EV_MESSAGE && (!ev->u.message.topic || !ev->u.message.payload))) {
+        return ALINK_ERR_ARG;
+    }
+    if (c->state != ALINK_STATE_ONLINE) {
+        start_outage(c, ev->now_ms); /* the first event starts the clock of the first outage */
+    }
+    switch (ev->type) {
+    case ALINK_EV_NET_UP:
+        if (!c->net_up) {
+            c->net_up = true;
+            log_line(c, "aliyun: network up");
+        }
+        if (c->state == ALINK_STATE_WAIT_NETWORK) {
+            after_network(c, ev);
+        }
+        break;
+    case ALINK_EV_NET_DOWN:
+        if (c->net_up) {
+            log_line(c, "aliyun: network lost");
+        }
+        c->net_up = false;
+        if (session_open(c)) {
+            emit_simple(c, ALINK_ACT_DISCONNECT);
+        }
+        start_outage(c, ev->now_ms);
+        set_state(c, ALINK_STATE_WAIT_NETWORK, ev->now_ms);
+        break;
+    case ALINK_EV_TIME_SYNCED:
+        c->sync_mono_ms = ev->now_ms;
+        c->sync_unix_ms = ev->u.time_synced.unix_ms;
+        if (!c->time_synced) {
+            c->time_synced = true;
+            log_line(c, "aliyun: time synced");
+        }
+        if (c->state == ALINK_STATE_WAIT_TIME) {
+            start_connect(c, ev);
+        }
+        break;
+    case ALINK_EV_MQTT_CONNECTED:
+        on_connected(c, ev);
+        break;
+    case ALINK_EV_MQTT_REFUSED:
+        on_refused(c, ev);
+        break;
+    case ALINK_EV_MQTT_DISCONNECTED:
+        if (c->state == ALINK_STATE_CONNECTING) {
+            lose_session(c, ev, "connect failed");
+        } else if (c->state == ALINK_STATE_SUBSCRIBING || c->state == ALINK_STATE_ONLINE) {
+            lose_session(c, ev, "mqtt disconnected");
+        }
+        break;
+    case ALINK_EV_SUBACK:
+        on_suback(c, ev);
+        break;
+    case ALINK_EV_MESSAGE:
+        if (c->state == ALINK_STATE_SUBSCRIBING || c->state == ALINK_STATE_ONLINE) {
+            on_message(c, ev);
+        }
+        break;
+    case ALINK_EV_TICK:
+        on_tick(c, ev);
+        break;
+    }
+    return ALINK_OK;
+}

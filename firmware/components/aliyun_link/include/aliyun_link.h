@@ -1,0 +1,239 @@
+/*
+ * aliyun_link: the device's behaviour on Alibaba Cloud IoT Platform as a pure state machine.
+ *
+ * Events in, actions out. A shell (firmware/main for ESP-IDF, firmware/host/device for POSIX) feeds
+ * every platform happening as an alink_event_t into alink_handle(); the core answers by calling the
+ * shell's emit function once per action (connect, subscribe, publish, set the LED, log a line, ...).
+ * The core reads no clock, draws no random number and does no I/O: each event carries a monotonic
+ * time in ms and a fresh random value. Pure C99 + aliyun_auth + cJSON (inbound parsing only); no
+ * ESP-IDF include. One alink_t per connection; not thread-safe: feed it from one task.
+ *
+ * Lifecycle: WAIT_NETWORK --net up--> WAIT_TIME --time synced--> (connect) CONNECTING
+ *   --mqtt connected--> SUBSCRIBING --all SUBACKs--> ONLINE. Any failure --> BACKOFF, from which a
+ *   TICK past the jittered deadline connects again. Net down --> WAIT_NETWORK from anywhere.
+ *   Offline too long: RESTART_NETWORK once per outage, then REBOOT.
+ *
+ * Log lines (ALINK_ACT_LOG; text without newline, identical on every platform; tests expect them):
+ *   aliyun: network up                       aliyun: network lost
+ *   aliyun: waiting for time sync            aliyun: time synced
+ *   aliyun: time sync overdue: not connecting with an unset clock
+ *   aliyun: connecting to <host>:<port> as <mqtt client id>
+ *   aliyun: mqtt connected                   aliyun: mqtt disconnected
+ *   aliyun: connect failed                   aliyun: connect timed out
+ *   aliyun: connect refused: <meaning>       meaning for CONNACK 1..5: unacceptable protocol version,
+ *                                            identifier rejected, server unavailable, bad username or
+ *                                            password, not authorized; else "code <n>"
+ *   aliyun: cannot sign: <field>: <reason>
+ *   aliyun: reconnecting in <ms> ms
+ *   aliyun: subscribed <topic>               aliyun: subscribe refused <topic>
+ *   aliyun: online
+ *   aliyun: led on                           aliyun: led off
+ *   aliyun: property post id=<id>
+ *   aliyun: property set id=<id> code=<200|460>
+ *   aliyun: ignored message: <reason>        reasons: too large, not JSON, too deeply nested,
+ *                                            no id, bad id, no params, bad LightSwitch, no dn,
+ *                                            bad s, other device, unknown topic
+ *   aliyun: offline for <s> s: restarting network
+ *   aliyun: offline for <s> s: rebooting
+ */
+#ifndef ALIYUN_LINK_H
+#define ALIYUN_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aliyun_auth.h"
+#include "alink_backoff.h"
+#include "alink_json.h"
+#include "alink_status.h"
+#include "alink_topics.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Aliyun's SDKs sign with this fixed timestamp (2050-01-01) when the device has no clock. */
+#define ALINK_FIXED_TIMESTAMP "2524608000000"
+/* The broker refuses keep-alives outside 30..1200 s (Aliyun MQTT CONNECT documentation). */
+#define ALINK_KEEPALIVE_MIN_S 30u
+#define ALINK_KEEPALIVE_MAX_S 1200u
+#define ALINK_SUBSCRIPTIONS 2u
+#define ALINK_LOG_MAX 192u /* a log line, NUL included; longer lines are cut at a character */
+
+typedef enum {
+    ALINK_TIMESTAMP_CLOCK = 0, /* the synced wall clock at connect time (default) */
+    ALINK_TIMESTAMP_FIXED,     /* ALINK_FIXED_TIMESTAMP, as Aliyun's SDKs do */
+} alink_timestamp_mode_t;
+
+typedef struct {
+    /* The triple and the bare client id (MAC or DeviceName); the strings must outlive the core. */
+    const char *product_key;
+    const char *device_name;
+    const char *device_secret;
+    const char *client_id;
+    aliyun_sign_method_t sign_method;
+    alink_timestamp_mode_t timestamp_mode;
+    int secure_mode;          /* 2 (TLS, 8883) or 3 (TCP, 1883) */
+    const char *region;       /* legacy endpoint region, e.g. "cn-shanghai" */
+    const char *endpoint;     /* instance endpoint; NULL or "" for the legacy host */
+    uint32_t keepalive_s;     /* 30..1200 */
+    uint32_t backoff_base_ms; /* first retry ceiling */
+    uint32_t backoff_cap_ms;  /* largest retry ceiling; auth refusals wait this long */
+    uint32_t stable_after_ms; /* a connection this long resets the backoff */
+    uint32_t connect_timeout_ms;   /* no CONNACK/SUBACK within this: give up the attempt */
+    uint32_t time_sync_timeout_ms; /* log once when the clock is still unset after this */
+    uint32_t post_period_ms;       /* property post period while online; 0: only after changes */
+    uint32_t restart_network_after_ms; /* offline this long: restart the network (0: never) */
+    uint32_t reboot_after_ms;          /* offline this long: reboot (0: never) */
+} alink_config_t;
+
+/* Defaults for every numeric field (the strings stay NULL). */
+void alink_config_defaults(alink_config_t *config);
+
+typedef enum {
+    ALINK_EV_NET_UP = 0,       /* got an IP address */
+    ALINK_EV_NET_DOWN,         /* lost it (or the link) */
+    ALINK_EV_TIME_SYNCED,      /* .time_synced.unix_ms: wall clock at now_ms */
+    ALINK_EV_MQTT_CONNECTED,   /* CONNACK 0 */
+    ALINK_EV_MQTT_REFUSED,     /* CONNACK with .connack_code != 0 */
+    ALINK_EV_MQTT_DISCONNECTED,/* the session or the attempt ended without a CONNACK refusal */
+    ALINK_EV_SUBACK,           /* .suback: the index from ALINK_ACT_SUBSCRIBE, granted or not */
+    ALINK_EV_MESSAGE,          /* .message: a PUBLISH received (topic and payload need no NUL) */
+    ALINK_EV_TICK,             /* periodic (1 s is plenty); .tick: fresh readings for the post */
+} alink_event_type_t;
+
+typedef struct {
+    alink_event_type_t type;
+    uint64_t now_ms;  /* monotonic milliseconds, never going back */
+    uint32_t random;  /* a fresh value from the platform's RNG (jitter) */
+    union {
+        struct {
+            uint64_t unix_ms;
+        } time_synced;
+        int connack_code;
+        struct {
+            unsigned index;
+            bool granted;
+        } suback;
+        struct {
+            const char *topic;
+            size_t topic_len;
+            const char *payload;
+            size_t payload_len;
+        } message;
+        struct {
+            int rssi_dbm;
+            uint32_t free_heap_bytes;
+        } tick;
+    } u;
+} alink_event_t;
+
+typedef enum {
+    ALINK_ACT_LOG = 0,        /* .log.text: print it as one line */
+    ALINK_ACT_CONNECT,        /* .connect: open an MQTT session; no retries of its own */
+    ALINK_ACT_DISCONNECT,     /* close the session (if any); it must not reconnect by itself */
+    ALINK_ACT_SUBSCRIBE,      /* .subscribe: answer with ALINK_EV_SUBACK carrying .index */
+    ALINK_ACT_PUBLISH,        /* .publish */
+    ALINK_ACT_SET_LED,        /* .set_led.on */
+    ALINK_ACT_RESTART_NETWORK,/* stop and start the network interface */
+    ALINK_ACT_REBOOT,         /* restart the chip / process */
+} alink_action_type_t;
+
+/* Pointers inside an action are valid only during the emit call: copy what you keep. */
+typedef struct {
+    alink_action_type_t type;
+    union {
+        struct {
+            const char *text;
+        } log;
+        struct {
+            const char *host;
+            uint16_t port;
+            bool tls;
+            const char *client_id;
+            const char *username;
+            const char *password; /* secret: never log it */
+            uint32_t keepalive_s;
+        } connect;
+        struct {
+            const char *topic;
+            unsigned index;
+            int qos;
+        } subscribe;
+        struct {
+            const char *topic;
+            const char *payload;
+            size_t payload_len;
+            int qos;
+        } publish;
+        struct {
+            bool on;
+        } set_led;
+    } u;
+} alink_action_t;
+
+/* Called synchronously from alink_handle(). It must not call alink_handle() itself (the core is not
+ * re-entrant): an IDF or POSIX callback that follows from an action is queued as a later event. */
+typedef void (*alink_emit_fn)(void *emit_ctx, const alink_action_t *action);
+
+typedef enum {
+    ALINK_STATE_WAIT_NETWORK = 0,
+    ALINK_STATE_WAIT_TIME,
+    ALINK_STATE_BACKOFF,
+    ALINK_STATE_CONNECTING,
+    ALINK_STATE_SUBSCRIBING,
+    ALINK_STATE_ONLINE,
+} alink_state_t;
+
+/* All state, caller-allocated (static on the device); fields are private. */
+typedef struct {
+    alink_config_t config;
+    alink_emit_fn emit;
+    void *emit_ctx;
+    alink_state_t state;
+    alink_backoff_t backoff;
+    bool net_up;
+    bool time_synced;
+    bool time_wait_logged;
+    bool led_on;
+    bool network_restarted;
+    bool reboot_requested;
+    bool outage_started;
+    uint64_t sync_mono_ms;
+    uint64_t sync_unix_ms;
+    uint64_t state_since_ms;
+    uint64_t connected_at_ms;
+    uint64_t next_connect_ms;
+    uint64_t next_post_ms;
+    uint64_t outage_since_ms;
+    uint32_t next_message_id;
+    unsigned subacks_pending;
+    int rssi_dbm;
+    uint32_t free_heap_bytes;
+    char topics[ALINK_TOPIC_COUNT][ALINK_TOPIC_SIZE];
+    char payload[ALINK_PAYLOAD_SIZE];
+    char line[ALINK_LOG_MAX];
+    aliyun_auth_credentials_t credentials;
+} alink_t;
+
+/*
+ * Checks the configuration (the triple through aliyun_auth_validate, keep-alive 30..1200, backoff
+ * base <= cap, both non-zero) and prepares the core in WAIT_NETWORK. Emits nothing.
+ * Returns ALINK_ERR_CONFIG (with *bad_field set when a credential field is at fault) or ALINK_ERR_ARG.
+ */
+alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emit_fn emit, void *emit_ctx,
+                          aliyun_auth_field_t *bad_field);
+
+/* Feeds one event; emits 0..n actions before returning. ALINK_ERR_ARG for a malformed event. */
+alink_status_t alink_handle(alink_t *core, const alink_event_t *event);
+
+alink_state_t alink_state(const alink_t *core);
+bool alink_led_on(const alink_t *core);
+const char *alink_state_name(alink_state_t state);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ALIYUN_LINK_H */
