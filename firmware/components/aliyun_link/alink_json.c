@@ -90,8 +90,13 @@ static alink_status_t parse_object(const char *payload, size_t len, cJSON **root
     if (st != ALINK_OK) {
         return st;
     }
-    *root = cJSON_ParseWithLength(payload, len);
-    if (!*root || !cJSON_IsObject(*root)) {
+    const char *end = NULL;
+    *root = cJSON_ParseWithLengthOpts(payload, len, &end, 0);
+    /* one object and nothing after it but whitespace */
+    while (*root && end < payload + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) {
+        end++;
+    }
+    if (!*root || !cJSON_IsObject(*root) || end != payload + len) {
         cJSON_Delete(*root);
         *root = NULL;
         return ALINK_ERR_NOT_JSON;
