@@ -68,7 +68,9 @@ class BoardSpec:
         flash_size: bytes of flash; a power of two.
         flash_crypt_cnt: FLASH_CRYPT_CNT eFuse value (odd = flash encryption on).
         key_purposes: purpose of eFuse key blocks 0..5 (chips with key blocks; 8 = HMAC_UP).
-        disconnect_after_bytes: fault: drop the link once, after this many flash bytes were written.
+        disconnect_after_bytes: fault: drop the link once, after this many flash bytes were written,
+            and stay unplugged (every connection dropped at once) for `unplugged_s` seconds.
+        unplugged_s: how long the board stays away after the disconnect fault.
         line_baud: throttle the link to this serial line speed (10 bits per byte); None = no throttle.
     """
 
@@ -80,6 +82,7 @@ class BoardSpec:
     flash_crypt_cnt: int = 0
     key_purposes: tuple[int, ...] = (0, 0, 0, 0, 0, 0)
     disconnect_after_bytes: int | None = None
+    unplugged_s: float = 12.0
     line_baud: int | None = None
 
 
@@ -172,6 +175,7 @@ class EmulatedBoard:
         self.rom = CHIP_DEFS[spec.chip]
         self.flash = FlashMemory(spec.flash_path, spec.flash_size)
         self._fault_armed = spec.disconnect_after_bytes is not None
+        self._unplugged_until = 0.0
         self._flash_bytes_written = 0
         self._server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -206,6 +210,8 @@ class EmulatedBoard:
             except OSError:
                 return
             with conn:
+                if time.monotonic() < self._unplugged_until:
+                    continue  # nobody there: the cable is out
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.settimeout(0.2)
                 self._run_session(_Link(conn, self.spec.line_baud))
@@ -226,6 +232,7 @@ class EmulatedBoard:
                 try:
                     reply = self._handle(session, packet)
                 except _Disconnect:
+                    self._unplugged_until = time.monotonic() + self.spec.unplugged_s
                     link.sock.shutdown(socket.SHUT_RDWR)
                     return
                 try:

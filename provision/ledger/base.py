@@ -149,6 +149,10 @@ class SqlLedger(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def _serialise_imports(self, cur: Any) -> None:
+        """Make concurrent imports (two stations starting at once) run one after the other."""
+
     def _q(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
@@ -165,6 +169,7 @@ class SqlLedger(ABC):
                 nothing is imported.
         """
         with self._transaction() as cur:
+            self._serialise_imports(cur)
             cur.execute(self._q("SELECT 1 FROM imports WHERE file_sha256 = ?"), (file_sha256,))
             if cur.fetchone() is not None:
                 return ImportResult(file_sha256, 0, len(devices), True)

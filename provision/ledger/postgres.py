@@ -15,7 +15,8 @@ from provision.ledger.base import SqlLedger, schema
 
 __all__ = ["PostgresLedger"]
 
-SCHEMA_LOCK_KEY = 0x616C6979  # pg_advisory_xact_lock key: serialises concurrent first-time schema creation
+SCHEMA_LOCK_KEY = 0x616C6979  # pg_advisory_xact_lock keys: concurrent schema creation, concurrent imports
+IMPORT_LOCK_KEY = 0x616C697A
 
 
 class PostgresLedger(SqlLedger):
@@ -44,6 +45,9 @@ class PostgresLedger(SqlLedger):
     def _transaction(self) -> Iterator[Any]:
         with self._db.transaction(), self._db.cursor() as cur:
             yield cur
+
+    def _serialise_imports(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (IMPORT_LOCK_KEY,))
 
     def _pick_free_sql(self, pool_size: int) -> str:
         keys = ", ".join("?" for _ in range(pool_size))

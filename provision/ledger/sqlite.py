@@ -44,6 +44,9 @@ class SqliteLedger(SqlLedger):
         finally:
             cur.close()
 
+    def _serialise_imports(self, cur: sqlite3.Cursor) -> None:
+        return None  # BEGIN IMMEDIATE already holds the database's only write lock
+
     def _pick_free_sql(self, pool_size: int) -> str:
         keys = ", ".join("?" for _ in range(pool_size))
         return (

@@ -12,9 +12,13 @@ from pathlib import Path
 
 import click
 
-from provision.errors import EXIT_FAILED, InputError
+from provision.errors import InputError, ProvisionError
 
 __all__ = ["flash_command", "ledger_group"]
+
+
+class BoardsFailed(ProvisionError):
+    """The line ran and some boards failed (exit 1)."""
 
 
 def _int(text: str) -> int:
@@ -126,8 +130,7 @@ def flash_command(
     console.print(f"ledger: {summary.ledger} (+{summary.imported} new triples)")
     console.print(f"report: {summary.report_csv} and {summary.report_json}")
     if summary.failed:
-        console.print(f"{summary.failed} of {len(summary.results)} boards failed")
-        raise click.exceptions.Exit(EXIT_FAILED)
+        raise BoardsFailed(f"{summary.failed} of {len(summary.results)} boards failed: see the table and the report")
 
 
 @click.group("ledger")

@@ -93,7 +93,9 @@ def _die_with_parent(parent_pid: int) -> None:
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__
-    return f"{type(exc).__name__}: {first}"[:240] if not isinstance(exc, (BoardFailed, ProvisionError)) else first[:240]
+    if isinstance(exc, (BoardFailed, ProvisionError)):
+        return first[:240]
+    return f"{type(exc).__name__}: {first}"[:240]
 
 
 class _QueueLogger:
@@ -107,6 +109,8 @@ class _QueueLogger:
         class Logger(TemplateLogger):
             def print(self, *args: Any, **kwargs: Any) -> None:
                 outer.last = " ".join(str(a) for a in args)[:200]
+                if "Lost connection" in outer.last:
+                    outer.link_lost = True
 
             def note(self, message: str) -> None:
                 outer.last = message[:200]
@@ -130,6 +134,7 @@ class _QueueLogger:
                 return None
 
         self.last = ""
+        self.link_lost = False
         self.on_progress: Any = None
         self.logger = Logger()
 
@@ -157,6 +162,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
     ledger = None
     claim = None
     esp = None
+    phase = "connecting"
     try:
         emit("stage", port, "connecting")
         try:
@@ -166,6 +172,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         result.chip = esp.CHIP_NAME
         if job.build.chip and esp.CHIP_NAME.lower().replace("-", "") != job.build.chip.lower().replace("-", ""):
             raise BoardFailed(f"chip is {esp.CHIP_NAME} but the build targets {job.build.chip}")
+        phase = "reading the chip"
         result.mac = ":".join(f"{b:02x}" for b in esp.read_mac())
         check_efuse_plan(esp, job.efuse)
         esp = esp.run_stub()
@@ -173,6 +180,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
             esp.change_baud(job.baud)
         attach_flash(esp)
 
+        phase = "claiming a triple"
         ledger = open_ledger(job.ledger_url, None) if job.ledger_url else None
         if ledger is None:
             raise BoardFailed("no ledger configured")
@@ -194,18 +202,25 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         apply_efuse_plan(esp, job.efuse, parts.hmac_key, port=port)
         del device, parts
 
+        phase = "comparing regions"
         changed = [r for r in regions if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
         result.regions_skipped = len(regions) - len(changed)
         total = sum(len(r.data) for r in changed) or 1
         done = 0
         for region in changed:
+            phase = f"writing {region.name}"
             qlog.on_progress = _region_progress(emit, port, done, len(region.data), total)
             write_flash(esp, [(region.offset, region.data)], flash_size="keep", compress=True)
+            if qlog.link_lost:
+                # esptool reconnected on its own and carried on with a new loader object we never see;
+                # a board that dropped off mid-write is not trusted in this run.
+                raise BoardFailed(f"link lost while writing {region.name}: board reset mid-write; flash it again")
             done += len(region.data)
             result.bytes_written = done
             emit("progress", port, done, total)
         ledger.set_state(claim, "flashed", station=job.station, port=port)
 
+        phase = "verifying"
         emit("stage", port, "verifying")
         bad = [r.name for r in regions if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
         if bad:
@@ -215,7 +230,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         ledger.set_state(claim, "verified", station=job.station, port=port)
         result.result = "verified"
     except Exception as exc:  # every failure of this board ends here, others go on
-        result.reason = _short(exc)
+        result.reason = _short(exc) if isinstance(exc, (BoardFailed, ProvisionError)) else f"{phase}: {_short(exc)}"
         if ledger is not None and claim is not None:
             try:
                 ledger.set_state(claim, "failed", result.reason, station=job.station, port=port)
