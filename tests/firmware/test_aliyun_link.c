@@ -388,6 +388,13 @@ static void test_hostile_messages_change_nothing(void **state)
         assert_int_equal(count(at, ALINK_ACT_SET_LED) + count(at, ALINK_ACT_PUBLISH), 0);
     }
     assert_false(alink_led_on(&fx.core));
+    alink_event_t ev = {.type = ALINK_EV_MESSAGE};
+    ev.u.message.topic = SET_TOPIC;
+    ev.u.message.topic_len = strlen(SET_TOPIC);
+    ev.u.message.too_large = true; /* the shell could not hold it: no payload */
+    size_t at = feed(ev);
+    LOGGED(at, "aliyun: ignored message: too large");
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0);
 }
 
 static void test_messages_outside_a_session_are_ignored(void **state)

@@ -280,7 +280,9 @@ static void on_message(alink_t *c, const alink_event_t *ev)
 {
     const char *topic = ev->u.message.topic;
     size_t topic_len = ev->u.message.topic_len;
-    if (alink_topic_matches(c->topics[ALINK_TOPIC_PROPERTY_SET], topic, topic_len)) {
+    if (ev->u.message.too_large) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(ALINK_ERR_TOO_LARGE));
+    } else if (alink_topic_matches(c->topics[ALINK_TOPIC_PROPERTY_SET], topic, topic_len)) {
         on_property_set(c, ev);
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
         on_setled(c, ev);
@@ -451,7 +453,8 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
 alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
 {
     if (!c || !c->emit || !ev || (unsigned)ev->type > ALINK_EV_TICK ||
-        (ev->type == ALINK_EV_MESSAGE && (!ev->u.message.topic || !ev->u.message.payload))) {
+        (ev->type == ALINK_EV_MESSAGE &&
+         (!ev->u.message.topic || (!ev->u.message.payload && !ev->u.message.too_large)))) {
         return ALINK_ERR_ARG;
     }
     if (c->state != ALINK_STATE_ONLINE) {

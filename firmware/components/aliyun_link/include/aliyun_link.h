@@ -99,7 +99,8 @@ typedef enum {
     ALINK_EV_MQTT_REFUSED,     /* CONNACK with .connack_code != 0 */
     ALINK_EV_MQTT_DISCONNECTED,/* the session or the attempt ended without a CONNACK refusal */
     ALINK_EV_SUBACK,           /* .suback: the index from ALINK_ACT_SUBSCRIBE, granted or not */
-    ALINK_EV_MESSAGE,          /* .message: a PUBLISH received (topic and payload need no NUL) */
+    ALINK_EV_MESSAGE,          /* .message: a PUBLISH received (topic and payload need no NUL;
+                                  payload may be NULL when too_large is set) */
     ALINK_EV_TICK,             /* periodic (1 s is plenty); .tick: fresh readings for the post */
 } alink_event_type_t;
 
@@ -121,6 +122,7 @@ typedef struct {
             size_t topic_len;
             const char *payload;
             size_t payload_len;
+            bool too_large; /* the shell dropped a payload it could not hold; payload is not read */
         } message;
         struct {
             int rssi_dbm;
