@@ -37,6 +37,53 @@ def sntp_serve(host: str, port: int, skew_s: float) -> None:
     serve_until_signalled(host, port, skew_s, announce=lambda line: click.echo(line))
 
 
+@cli.command("broker")
+@click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="Devices the broker accepts.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (0.0.0.0 for boards on the LAN).")
+@click.option("--port", default=8883, show_default=True, type=click.IntRange(1, 65535), help="TLS port (securemode 2).")
+@click.option(
+    "--cert-dir",
+    default=Path("out/broker"),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Test CA and server certificate, kept across runs; clients trust DIR/ca.pem.",
+)
+@click.option("--san", "sans", multiple=True, help="Extra IP or host name for the server certificate (repeatable).")
+@click.option("--allow-tcp", is_flag=True, help="Also accept securemode 3 on a plain TCP listener.")
+@click.option("--tcp-port", default=1883, show_default=True, type=click.IntRange(1, 65535), help="With --allow-tcp.")
+@click.option("--max-skew", "max_skew_s", default=0, show_default=True, type=int, help="Seconds; 0: off.")
+@click.option("--route", "routes", multiple=True, help="FROM_TOPIC_FILTER=TO_TOPIC message forwarding (repeatable).")
+@click.option("--plugin", type=click.Path(dir_okay=False, path_type=Path), help="Prebuilt plugin (default: build it).")
+def broker_command(
+    csv_path: Path,
+    host: str,
+    port: int,
+    cert_dir: Path,
+    sans: tuple[str, ...],
+    allow_tcp: bool,
+    tcp_port: int,
+    max_skew_s: int,
+    routes: tuple[str, ...],
+    plugin: Path | None,
+) -> None:
+    """Run a local stand-in for Alibaba Cloud IoT's MQTT endpoint (Mosquitto) until Ctrl-C or SIGTERM."""
+    from provision.broker import run_foreground
+
+    run_foreground(
+        csv_path,
+        cert_dir,
+        host=host,
+        port=port,
+        sans=sans,
+        allow_tcp=allow_tcp,
+        tcp_port=tcp_port,
+        max_skew_s=max_skew_s,
+        routes=routes,
+        plugin=plugin,
+        out=sys.stdout,
+    )
+
+
 # --- sign, check, gen-nvs, inspect, render-ca (provisioning core) -----------------------------------------
 
 

@@ -1,0 +1,298 @@
+/*
+ * Mosquitto 2.0 plugin (API v5) enforcing Alibaba Cloud IoT Platform's MQTT rules for `provision broker`.
+ * Loaded once per listener (per_listener_settings true) so each instance knows which securemode its
+ * listener accepts. Options:
+ *     plugin_opt_rules        the rules file (see device_rules.h)
+ *     plugin_opt_securemode   2 (TLS listener) or 3 (plain TCP listener)
+ *     plugin_opt_max_skew_s   refuse a signed timestamp further than this from the broker clock; 0: off
+ */
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "aliyun_auth.h"
+#include "client_id.h"
+#include "device_rules.h"
+#include "topic_rules.h"
+
+/* Aliyun: keep-alive must be 30..1200 s ("MQTT keepalive", MQTT-TCP connection docs). */
+#define KEEPALIVE_MIN_S 30
+#define KEEPALIVE_MAX_S 1200
+
+typedef struct {
+    mosquitto_plugin_id_t *id;
+    device_rules_t rules;
+    int secure_mode;
+    long long max_skew_ms;
+} plugin_state_t;
+
+static int refuse(const char *client_id, const char *reason)
+{
+    mosquitto_log_printf(MOSQ_LOG_NOTICE, "aliyun-auth: refused '%s': %s", client_id != NULL ? client_id : "",
+                         reason);
+    return MOSQ_ERR_AUTH;
+}
+
+/* Splits "dn&pk" into its parts; false when it is not of that shape. */
+static bool split_username(const char *username, char *dn, size_t dn_size, char *pk, size_t pk_size)
+{
+    const char *amp = strchr(username, '&');
+    if (amp == NULL || strchr(amp + 1, '&') != NULL) {
+        return false;
+    }
+    size_t dn_len = (size_t)(amp - username);
+    size_t pk_len = strlen(amp + 1);
+    if (dn_len == 0 || dn_len >= dn_size || pk_len == 0 || pk_len >= pk_size) {
+        return false;
+    }
+    memcpy(dn, username, dn_len);
+    dn[dn_len] = '\0';
+    memcpy(pk, amp + 1, pk_len + 1);
+    return true;
+}
+
+static bool hex_equal_constant_time(const char *expected, const char *given)
+{
+    size_t len = strlen(expected);
+    if (strlen(given) != len) {
+        return false;
+    }
+    unsigned diff = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char a = (unsigned char)expected[i];
+        unsigned char b = (unsigned char)given[i];
+        /* hex digits compare case-insensitively; upper-case is what the platform prints */
+        if (b >= 'a' && b <= 'f') {
+            b = (unsigned char)(b - 'a' + 'A');
+        }
+        diff |= (unsigned)(a ^ b);
+    }
+    return diff == 0;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000LL + ts.tv_nsec / 1000000L;
+}
+
+/* A second connection with the same triple takes over: kick every older one. The new client carries the
+ * same username, so it is renamed while the kick runs (Mosquitto is single-threaded here). */
+static void kick_older_connections(struct mosquitto *client, const char *username)
+{
+    char holding[ALIYUN_AUTH_USERNAME_SIZE + 16];
+    int written = snprintf(holding, sizeof holding, "%s#connecting", username);
+    if (written < 0 || (size_t)written >= sizeof holding) {
+        return;
+    }
+    if (mosquitto_set_username(client, holding) != MOSQ_ERR_SUCCESS) {
+        return;
+    }
+    mosquitto_kick_client_by_username(username, false);
+    if (mosquitto_set_username(client, username) != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: could not restore the username of '%s'",
+                             mosquitto_client_id(client));
+    }
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    const struct mosquitto_evt_basic_auth *auth = event_data;
+    const plugin_state_t *state = userdata;
+    const char *mqtt_id = mosquitto_client_id(auth->client);
+
+    if (auth->username == NULL || auth->password == NULL) {
+        return refuse(mqtt_id, "username and password are required");
+    }
+    client_id_t id;
+    client_id_status_t id_status = client_id_parse(mqtt_id, &id);
+    if (id_status != CLIENT_ID_OK) {
+        return refuse(mqtt_id, client_id_strerror(id_status));
+    }
+    if (id.secure_mode != state->secure_mode) {
+        return refuse(mqtt_id, state->secure_mode == 2 ? "securemode must be 2 on the TLS listener"
+                                                       : "securemode must be 3 on the plain TCP listener");
+    }
+    int keepalive = mosquitto_client_keepalive(auth->client);
+    if (keepalive < KEEPALIVE_MIN_S || keepalive > KEEPALIVE_MAX_S) {
+        return refuse(mqtt_id, "keep-alive must be 30..1200 s");
+    }
+    char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
+    char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (!split_username(auth->username, dn, sizeof dn, pk, sizeof pk)) {
+        return refuse(mqtt_id, "username is not DeviceName&ProductKey");
+    }
+    const device_entry_t *device = device_rules_find(&state->rules, pk, dn);
+    if (device == NULL) {
+        return refuse(mqtt_id, "no such device");
+    }
+    if (state->max_skew_ms > 0) {
+        if (!id.has_timestamp) {
+            return refuse(mqtt_id, "timestamp required (the broker checks clock skew)");
+        }
+        errno = 0;
+        long long stamp = strtoll(id.timestamp, NULL, 10);
+        long long skew = stamp - now_ms();
+        if (errno != 0 || skew > state->max_skew_ms || skew < -state->max_skew_ms) {
+            return refuse(mqtt_id, "timestamp too far from the broker clock");
+        }
+    }
+    char expected[ALIYUN_AUTH_PASSWORD_SIZE];
+    aliyun_auth_status_t status =
+        aliyun_auth_password(id.sign_method, device->device_secret, id.id, dn, pk,
+                             id.has_timestamp ? id.timestamp : NULL, expected, sizeof expected);
+    if (status != ALIYUN_AUTH_OK) {
+        return refuse(mqtt_id, aliyun_auth_strerror(status));
+    }
+    bool match = hex_equal_constant_time(expected, auth->password);
+    memset(expected, 0, sizeof expected);
+    if (!match) {
+        return refuse(mqtt_id, "bad password (signature does not match)");
+    }
+    char username[ALIYUN_AUTH_USERNAME_SIZE];
+    snprintf(username, sizeof username, "%s&%s", dn, pk);
+    kick_older_connections(auth->client, username);
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    (void)userdata;
+    const struct mosquitto_evt_acl_check *acl = event_data;
+    const char *username = mosquitto_client_username(acl->client);
+    char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
+    char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (username == NULL || !split_username(username, dn, sizeof dn, pk, sizeof pk)) {
+        return MOSQ_ERR_ACL_DENIED;
+    }
+    if (topic_allowed_for_device(pk, dn, acl->topic)) {
+        return MOSQ_ERR_SUCCESS;
+    }
+    if (acl->access != MOSQ_ACL_READ) {
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "aliyun-auth: denied %s on '%s' to '%s'",
+                             acl->access == MOSQ_ACL_WRITE ? "publish" : "subscribe", acl->topic,
+                             mosquitto_client_id(acl->client));
+    }
+    return MOSQ_ERR_ACL_DENIED;
+}
+
+/* The platform's message forwarding: a published message matching a route is republished to its target. */
+static int on_message(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    const struct mosquitto_evt_message *message = event_data;
+    const plugin_state_t *state = userdata;
+    for (size_t i = 0; i < state->rules.route_count; i++) {
+        const route_entry_t *route = &state->rules.routes[i];
+        if (!topic_filter_matches(route->from_filter, message->topic)) {
+            continue;
+        }
+        int rc = mosquitto_broker_publish_copy(NULL, route->to_topic, (int)message->payloadlen, message->payload,
+                                               message->qos, false, NULL);
+        if (rc != MOSQ_ERR_SUCCESS) {
+            mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: route to '%s' failed (%d)", route->to_topic, rc);
+        }
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
+{
+    for (int i = 0; i < supported_version_count; i++) {
+        if (supported_versions[i] == 5) {
+            return 5;
+        }
+    }
+    return -1;
+}
+
+static int parse_options(plugin_state_t *state, struct mosquitto_opt *options, int option_count,
+                         const char **rules_path)
+{
+    *rules_path = NULL;
+    state->secure_mode = 2;
+    state->max_skew_ms = 0;
+    for (int i = 0; i < option_count; i++) {
+        char *end = NULL;
+        if (strcmp(options[i].key, "rules") == 0) {
+            *rules_path = options[i].value;
+        } else if (strcmp(options[i].key, "securemode") == 0) {
+            state->secure_mode = (int)strtol(options[i].value, &end, 10);
+            if (*end != '\0' || (state->secure_mode != 2 && state->secure_mode != 3)) {
+                mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: plugin_opt_securemode must be 2 or 3");
+                return MOSQ_ERR_INVAL;
+            }
+        } else if (strcmp(options[i].key, "max_skew_s") == 0) {
+            long long skew_s = strtoll(options[i].value, &end, 10);
+            if (*end != '\0' || skew_s < 0 || skew_s > 315360000LL) {
+                mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: plugin_opt_max_skew_s must be 0..315360000");
+                return MOSQ_ERR_INVAL;
+            }
+            state->max_skew_ms = skew_s * 1000LL;
+        }
+    }
+    if (*rules_path == NULL) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: plugin_opt_rules is required");
+        return MOSQ_ERR_INVAL;
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, struct mosquitto_opt *options,
+                          int option_count)
+{
+    plugin_state_t *state = calloc(1, sizeof *state);
+    if (state == NULL) {
+        return MOSQ_ERR_NOMEM;
+    }
+    state->id = identifier;
+    const char *rules_path;
+    int rc = parse_options(state, options, option_count, &rules_path);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        free(state);
+        return rc;
+    }
+    char error[128];
+    if (device_rules_load(rules_path, &state->rules, error, sizeof error) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: %s: %s", rules_path, error);
+        free(state);
+        return MOSQ_ERR_INVAL;
+    }
+    if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, state) != 0
+        || mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, state) != 0
+        || mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, state) != 0) {
+        device_rules_free(&state->rules);
+        free(state);
+        return MOSQ_ERR_UNKNOWN;
+    }
+    *userdata = state;
+    mosquitto_log_printf(MOSQ_LOG_INFO, "aliyun-auth: %zu devices, %zu routes, securemode %d, max skew %lld ms",
+                         state->rules.device_count, state->rules.route_count, state->secure_mode,
+                         state->max_skew_ms);
+    return MOSQ_ERR_SUCCESS;
+}
+
+int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
+{
+    (void)options;
+    (void)option_count;
+    plugin_state_t *state = userdata;
+    if (state == NULL) {
+        return MOSQ_ERR_SUCCESS;
+    }
+    mosquitto_callback_unregister(state->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+    mosquitto_callback_unregister(state->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
+    mosquitto_callback_unregister(state->id, MOSQ_EVT_MESSAGE, on_message, NULL);
+    device_rules_free(&state->rules);
+    free(state);
+    return MOSQ_ERR_SUCCESS;
+}

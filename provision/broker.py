@@ -1,0 +1,332 @@
+"""`provision broker`: Mosquitto with the aliyun_broker_auth plugin, a local stand-in for Aliyun's MQTT endpoint.
+
+A run makes a private temporary directory (0700) holding the Mosquitto config and the plugin's rules file
+(device secrets, 0600); both are deleted when the broker stops. Certificates live in the cert dir and are
+kept across runs (see broker_certs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from provision.atomic import write_private_file
+from provision.broker_certs import BrokerCertificates, ensure_certificates
+from provision.credentials import Device, load_devices
+from provision.errors import EnvironmentProblem, InputError
+
+__all__ = [
+    "BrokerProcess",
+    "BrokerSettings",
+    "Route",
+    "build_plugin",
+    "parse_route",
+    "rules_text",
+    "run_foreground",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_SOURCE = REPO_ROOT / "broker" / "plugin"
+PLUGIN_BUILD = REPO_ROOT / "build" / "broker-plugin"
+PLUGIN_NAME = "aliyun_broker_auth.so"
+_FILTER_LEVEL = re.compile(r"[^+#]*|\+|#")
+_START_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Route:
+    """The platform's message forwarding: messages published on `from_filter` are copied to `to_topic`."""
+
+    from_filter: str
+    to_topic: str
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Everything one broker run needs."""
+
+    devices: tuple[Device, ...]
+    certs: BrokerCertificates
+    host: str = "127.0.0.1"
+    port: int = 8883
+    tcp_port: int | None = None  # the plain listener (securemode 3), only with --allow-tcp
+    max_skew_s: int = 0
+    routes: tuple[Route, ...] = ()
+    plugin: Path | None = None
+    extra_config: tuple[str, ...] = field(default=())
+
+
+def parse_route(text: str) -> Route:
+    """Parse `FROM_FILTER=TO_TOPIC`.
+
+    Raises:
+        InputError: not of that shape, a bad MQTT filter, or a wildcard in the target.
+    """
+    from_filter, sep, to_topic = text.partition("=")
+    where = f"--route {text!r}"
+    if not sep or not from_filter or not to_topic:
+        raise InputError(f"{where}: expected FROM_TOPIC=TO_TOPIC")
+    if any(ch in text for ch in "\t\n\r\0"):
+        raise InputError(f"{where}: control characters are not allowed")
+    levels = from_filter.split("/")
+    if not all(_FILTER_LEVEL.fullmatch(level) for level in levels) or "#" in levels[:-1]:
+        raise InputError(f"{where}: FROM is not a valid MQTT topic filter ('+' a whole level, '#' last)")
+    if "+" in to_topic or "#" in to_topic:
+        raise InputError(f"{where}: TO must be a topic, without wildcards")
+    return Route(from_filter, to_topic)
+
+
+def rules_text(devices: Sequence[Device], routes: Sequence[Route]) -> str:
+    """The plugin's rules file (format in broker/plugin/src/device_rules.h). Holds secrets: write it 0600."""
+    lines = ["# written by provision broker; deleted when the broker stops"]
+    lines += [f"device\t{d.product_key}\t{d.device_name}\t{d.device_secret}" for d in devices]
+    lines += [f"route\t{r.from_filter}\t{r.to_topic}" for r in routes]
+    return "\n".join(lines) + "\n"
+
+
+def build_plugin() -> Path:
+    """Build the plugin from broker/plugin (incremental; serialised across processes by a lock file).
+
+    Raises:
+        EnvironmentProblem: cmake, a compiler or mosquitto-dev is missing, or the build failed.
+    """
+    if shutil.which("cmake") is None:
+        raise EnvironmentProblem("cmake not found: run scripts/setup (installs the Debian packages)")
+    if not (PLUGIN_SOURCE / "CMakeLists.txt").is_file():
+        raise EnvironmentProblem(f"{PLUGIN_SOURCE}: plugin source not found; pass --plugin PATH")
+    PLUGIN_BUILD.mkdir(parents=True, exist_ok=True)
+    with open(PLUGIN_BUILD / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for command in (
+            ["cmake", "-S", str(PLUGIN_SOURCE), "-B", str(PLUGIN_BUILD), "-DCMAKE_BUILD_TYPE=Release"],
+            ["cmake", "--build", str(PLUGIN_BUILD)],
+        ):
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                tail = (result.stdout + result.stderr).strip().splitlines()[-5:]
+                raise EnvironmentProblem(
+                    "building the broker plugin failed (is mosquitto-dev installed? run scripts/setup):", *tail
+                )
+    return PLUGIN_BUILD / PLUGIN_NAME
+
+
+def _listener_block(port: int, host: str, plugin: Path, rules: Path, secure_mode: int, max_skew_s: int) -> list[str]:
+    return [
+        f"listener {port} {host}",
+        "allow_anonymous false",
+        f"plugin {plugin}",
+        f"plugin_opt_rules {rules}",
+        f"plugin_opt_securemode {secure_mode}",
+        f"plugin_opt_max_skew_s {max_skew_s}",
+    ]
+
+
+def mosquitto_config(settings: BrokerSettings, plugin: Path, rules: Path, log_file: Path | None) -> str:
+    """The Mosquitto 2.0 config: one listener per securemode, each with its own plugin instance."""
+    lines = [
+        "# written by provision broker",
+        "per_listener_settings true",
+        "persistence false",
+        # Mosquitto drops root privileges to `mosquitto` by default; the rules file is ours and 0600.
+        f"user {getpass.getuser()}",
+        "connection_messages true",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        f"log_dest file {log_file}" if log_file is not None else "log_dest stdout",
+    ]
+    lines += _listener_block(settings.port, settings.host, plugin, rules, 2, settings.max_skew_s)
+    lines += [
+        f"certfile {settings.certs.server_cert}",
+        f"keyfile {settings.certs.server_key}",
+    ]
+    if settings.tcp_port is not None:
+        lines += _listener_block(settings.tcp_port, settings.host, plugin, rules, 3, settings.max_skew_s)
+    lines += list(settings.extra_config)
+    return "\n".join(lines) + "\n"
+
+
+def _listening_ports() -> set[int]:
+    """TCP ports in LISTEN state on this host (Linux /proc/net/tcp{,6}; state 0A is LISTEN)."""
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            next(rows, None)
+            for row in rows:
+                fields = row.split()
+                if len(fields) > 3 and fields[3] == "0A":
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class BrokerProcess:
+    """One running Mosquitto. Use as a context manager, or call start() and stop()."""
+
+    def __init__(self, settings: BrokerSettings, *, log_to: Path | None = None) -> None:
+        """Args:
+        log_to: Mosquitto's log file; None: Mosquitto logs to this process's stdout.
+        """
+        self.settings = settings
+        self.log_file = log_to
+        self._run_dir: Path | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        """Start Mosquitto and wait until its TLS port accepts connections.
+
+        Raises:
+            EnvironmentProblem: mosquitto missing, or it exited (port taken, bad config); the log tail follows.
+        """
+        # Debian installs it in /usr/sbin, which is not on every user's PATH.
+        mosquitto = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
+        if mosquitto is None:
+            raise EnvironmentProblem("mosquitto not found: run scripts/setup (Debian package mosquitto)")
+        ports = [self.settings.port] + ([self.settings.tcp_port] if self.settings.tcp_port is not None else [])
+        taken = set(ports) & _listening_ports()
+        if taken:
+            raise EnvironmentProblem(f"port {min(taken)} is already in use: choose another with --port/--tcp-port")
+        plugin = self.settings.plugin or build_plugin()
+        self._run_dir = Path(tempfile.mkdtemp(prefix="provision-broker-"))
+        rules = self._run_dir / "rules"
+        write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
+        config = self._run_dir / "mosquitto.conf"
+        config.write_text(mosquitto_config(self.settings, plugin, rules, self.log_file))
+        self._process = subprocess.Popen([mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
+        while not set(ports) <= _listening_ports():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                code = self._process.poll()
+                self.stop()
+                raise EnvironmentProblem(
+                    f"mosquitto did not start on {self.settings.host}:{self.settings.port}"
+                    f" (exit status {code}); is the port in use?",
+                    *self.log_tail(),
+                )
+            time.sleep(0.02)
+
+    def log_tail(self, lines: int = 5) -> list[str]:
+        if self.log_file is None or not self.log_file.is_file():
+            return []
+        return self.log_file.read_text(errors="replace").splitlines()[-lines:]
+
+    def request_stop(self) -> None:
+        """Ask Mosquitto to exit (SIGTERM) without waiting: safe inside a signal handler."""
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._process.pid, signal.SIGTERM)
+
+    def wait(self) -> int:
+        """Block until Mosquitto exits; returns its exit status."""
+        if self._process is None:
+            return 0
+        return self._process.wait()
+
+    def stop(self) -> None:
+        """Stop Mosquitto (SIGTERM, then SIGKILL after 5 s) and delete the run directory with its secrets."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+        if self._run_dir is not None:
+            shutil.rmtree(self._run_dir, ignore_errors=True)
+            self._run_dir = None
+
+    def __enter__(self) -> BrokerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_foreground(
+    csv_path: Path,
+    cert_dir: Path,
+    *,
+    host: str,
+    port: int,
+    sans: Sequence[str],
+    allow_tcp: bool,
+    tcp_port: int,
+    max_skew_s: int,
+    routes: Sequence[str],
+    plugin: Path | None,
+    out: TextIO,
+) -> None:
+    """`provision broker`: start Mosquitto, print where it listens, stop cleanly on Ctrl-C or SIGTERM.
+
+    Raises:
+        InputError: bad CSV, SAN or route (nothing started).
+        EnvironmentProblem: Mosquitto or the plugin build is missing, failed to start or exited on its own.
+    """
+    parsed_routes = tuple(parse_route(route) for route in routes)
+    if max_skew_s < 0:
+        raise InputError(f"--max-skew {max_skew_s}: must be 0 (off) or a number of seconds")
+    devices = tuple(load_devices(csv_path))
+    certs = ensure_certificates(cert_dir, sans)
+    settings = BrokerSettings(
+        devices=devices,
+        certs=certs,
+        host=host,
+        port=port,
+        tcp_port=tcp_port if allow_tcp else None,
+        max_skew_s=max_skew_s,
+        routes=parsed_routes,
+        plugin=plugin,
+    )
+    broker = BrokerProcess(settings)
+    stopping = False
+
+    def stop_now() -> None:
+        nonlocal stopping
+        stopping = True
+        broker.request_stop()
+
+    with _stop_on_signals(stop_now):
+        broker.start()
+        print(f"broker: mqtts://{host}:{port} for {len(devices)} devices; clients trust {certs.ca_cert}", file=out)
+        if settings.tcp_port is not None:
+            print(f"broker: mqtt://{host}:{settings.tcp_port} (securemode 3)", file=out)
+        print("broker: Ctrl-C stops it", file=out, flush=True)
+        status = broker.wait()
+        broker.stop()
+    if not stopping:
+        raise EnvironmentProblem(f"mosquitto exited on its own (status {status}); its log is above")
+    print("broker: stopped", file=out, flush=True)
