@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Fuzzes the firmware core's inbound-message handler (bench/firmware/fuzz_inbound.c) with libFuzzer
+# under AddressSanitizer + UndefinedBehaviorSanitizer for a bounded time, and prints libFuzzer's
+# final figures. Not part of scripts/test. Installs clang and its libFuzzer runtime when missing.
+#   bench/firmware_fuzz.sh [SECONDS]   (default 60)
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+seconds=${1:-60}
+need=()
+command -v clang >/dev/null || need+=(clang)
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-14-dev)
+dpkg-query -W -f='${Status}' libcjson-dev 2>/dev/null | grep -q "ok installed" || need+=(libcjson-dev)
+dpkg-query -W -f='${Status}' libmbedtls-dev 2>/dev/null | grep -q "ok installed" || need+=(libmbedtls-dev)
+if ((${#need[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+comp="$here/firmware/components"
+clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -I"$comp/aliyun_auth/include" -I"$comp/aliyun_link/include" -I/usr/include/cjson \
+    "$here/bench/firmware/fuzz_inbound.c" "$comp"/aliyun_auth/*.c "$comp"/aliyun_link/*.c \
+    -lcjson -lmbedcrypto -o "$work/fuzz_inbound"
+
+corpus="$work/corpus"
+mkdir -p "$corpus"
+# Seeds: byte 0 picks the topic (0: property set, 1: setled, 2: another topic), the rest is the payload.
+printf '\x00{"id":"1","version":"1.0","params":{"LightSwitch":1},"method":"thing.service.property.set"}' >"$corpus/set"
+printf '\x01{"dn":"dev1","s":1}' >"$corpus/setled"
+printf '\x01{"dn":"dev2","s":0}' >"$corpus/other-device"
+printf '\x00{"id":"7","params":[[[[[[[1]]]]]]]}' >"$corpus/nested"
+
+echo "fuzzing the inbound-message handler for ${seconds} s"
+mkdir -p "$here/out"
+set +e
+"$work/fuzz_inbound" -max_total_time="$seconds" -max_len=1200 -print_final_stats=1 -artifact_prefix="$here/out/" \
+    "$corpus" >"$work/log" 2>&1
+status=$?
+set -e
+grep -E '^(stat::|Done)|ERROR|SUMMARY|artifact' "$work/log" || true
+if ((status != 0)); then
+    tail -40 "$work/log"
+    echo "firmware_fuzz: the fuzzer found a failure (exit $status); the input is under out/" >&2
+fi
+exit "$status"

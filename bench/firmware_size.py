@@ -1,0 +1,126 @@
+"""Code size (.text + .rodata) of the firmware's pure C components on an ESP32-C3-class target.
+
+Builds firmware/components/aliyun_auth and aliyun_link with Debian's riscv64-unknown-elf-gcc
+(`-march=rv32imc -mabi=ilp32 -Os`, picolibc headers, Debian's mbedtls 2.28 and cJSON headers), links
+them with a small driver and link-only stand-ins for mbedtls and cJSON (bench/firmware/size_stubs.c,
+not counted), and reads the linker map, so calls are measured after linker relaxation as in a firmware
+image. Goal: aliyun_auth's signing path at most 1 KB. Installs the toolchain with apt-get when
+missing (as root). Usage: python bench/firmware_size.py
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+COMPONENTS = REPO / "firmware" / "components"
+CC = "riscv64-unknown-elf-gcc"
+APT_PACKAGES = ["gcc-riscv64-unknown-elf", "picolibc-riscv64-unknown-elf"]
+CFLAGS = [
+    "--specs=picolibc.specs",
+    "-march=rv32imc",
+    "-mabi=ilp32",
+    "-Os",
+    "-ffunction-sections",
+    "-fdata-sections",
+    "-std=c11",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+]
+SOURCES = {
+    "aliyun_auth": ["aliyun_auth.c", "aliyun_auth_check.c"],
+    "aliyun_link": ["aliyun_link.c", "alink_backoff.c", "alink_json.c", "alink_status.c", "alink_topics.c"],
+}
+SIGNING_GOAL_BYTES = 1024
+CODE_SECTION = re.compile(r"^ (\.(?:text|rodata|srodata)\S*)(?:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+))?$")
+CONTINUATION = re.compile(r"^\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+)$")
+
+
+def ensure_toolchain() -> None:
+    """Install the RV32 compiler and picolibc when missing (bench-only packages)."""
+    missing = shutil.which(CC) is None or not Path("/usr/lib/picolibc/riscv64-unknown-elf").is_dir()
+    if not missing:
+        return
+    if shutil.which("apt-get") is None:
+        sys.exit(f"firmware_size: {CC} missing: install {' '.join(APT_PACKAGES)}")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES], check=True)
+
+
+def code_bytes_by_object(map_text: str) -> dict[str, int]:
+    """Sum the sizes of .text/.rodata input sections per object file, as the linker placed them."""
+    sizes: dict[str, int] = {}
+    pending = False
+    for line in map_text.splitlines():
+        match = CODE_SECTION.match(line)
+        if match:
+            if match.group(2):
+                obj = Path(match.group(4)).name
+                sizes[obj] = sizes.get(obj, 0) + int(match.group(3), 16)
+                pending = False
+            else:
+                pending = True  # a long section name: the address and size follow on the next line
+            continue
+        if pending:
+            cont = CONTINUATION.match(line)
+            if cont:
+                obj = Path(cont.group(3)).name
+                sizes[obj] = sizes.get(obj, 0) + int(cont.group(2), 16)
+        pending = False
+    return sizes
+
+
+def build(workdir: Path) -> dict[str, int]:
+    """Compile every component source and the driver, link, and return code bytes per object."""
+    include = workdir / "include"
+    include.mkdir()
+    # Only the library headers: the host's libc headers must not shadow picolibc's.
+    (include / "mbedtls").symlink_to("/usr/include/mbedtls")
+    (include / "cJSON.h").symlink_to("/usr/include/cjson/cJSON.h")
+    includes = [f"-I{include}"] + [f"-I{COMPONENTS / name / 'include'}" for name in SOURCES]
+    objects: list[Path] = []
+    for name, files in SOURCES.items():
+        for source in files:
+            obj = workdir / f"{Path(source).stem}.o"
+            subprocess.run([CC, *CFLAGS, *includes, "-c", str(COMPONENTS / name / source), "-o", str(obj)], check=True)
+            objects.append(obj)
+    driver = workdir / "size_stubs.o"
+    stubs = REPO / "bench" / "firmware" / "size_stubs.c"
+    subprocess.run([CC, *CFLAGS, *includes, "-c", str(stubs), "-o", str(driver)], check=True)
+    map_path = workdir / "core.map"
+    subprocess.run(
+        [CC, *CFLAGS, *[str(o) for o in objects], str(driver), "-Wl,--gc-sections", f"-Wl,-Map={map_path}",
+         "-o", str(workdir / "core.elf")],
+        check=True,
+    )
+    return code_bytes_by_object(map_path.read_text())
+
+
+def main() -> int:
+    ensure_toolchain()
+    with tempfile.TemporaryDirectory(prefix="firmware-size-") as tmp:
+        sizes = build(Path(tmp))
+    print(f"{'component':<12} {'file':<22} {'text+rodata (bytes)':>20}")
+    totals: dict[str, int] = {}
+    for name, files in SOURCES.items():
+        for source in files:
+            size = sizes.get(f"{Path(source).stem}.o", 0)
+            totals[name] = totals.get(name, 0) + size
+            print(f"{name:<12} {source:<22} {size:>20}")
+    for name, total in totals.items():
+        print(f"{name:<12} {'(total)':<22} {total:>20}")
+    signing = sizes.get("aliyun_auth.o", 0)
+    verdict = "met" if signing <= SIGNING_GOAL_BYTES else "MISSED"
+    print(f"signing path (aliyun_auth.c): {signing} bytes, goal <= {SIGNING_GOAL_BYTES}: {verdict}")
+    print(f"aliyun_auth with validation, names and messages: {totals['aliyun_auth']} bytes")
+    print("target: rv32imc ilp32 -Os, Debian riscv64-unknown-elf-gcc + picolibc, after --gc-sections and relaxation")
+    return 0 if signing <= SIGNING_GOAL_BYTES else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
