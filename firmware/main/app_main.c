@@ -271,6 +271,12 @@ void app_main(void)
     ESP_ERROR_CHECK(esp_netif_init());
     ESP_ERROR_CHECK(esp_event_loop_create_default());
     esp_sntp_config_t sntp = ESP_NETIF_SNTP_DEFAULT_CONFIG(CONFIG_ALIYUN_SNTP_SERVER);
+#if CONFIG_LWIP_SNTP_MAX_SERVERS > 1
+    if (CONFIG_ALIYUN_SNTP_SERVER_2[0] != '\0') {
+        sntp.servers[1] = CONFIG_ALIYUN_SNTP_SERVER_2;
+        sntp.num_of_servers = 2;
+    }
+#endif
     sntp.sync_cb = on_time_sync;
     ESP_ERROR_CHECK(esp_netif_sntp_init(&sntp));
     ESP_ERROR_CHECK(net_connect_start(on_net_signal));
