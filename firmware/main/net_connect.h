@@ -1,8 +1,8 @@
 /*
  * The device's network, behind one small interface so that the medium is a build choice
  * (menuconfig: Aliyun IoT device > Network). net_wifi.c is the Wi-Fi station implementation,
- * net_eth.c the OpenCores Ethernet one for QEMU; exactly one implementation is compiled. esp_netif_init() and the default event loop are created
- * by app_main before net_connect_start().
+ * net_eth.c the OpenCores Ethernet one for QEMU; exactly one implementation is compiled.
+ * esp_netif_init() and the default event loop are created by app_main before net_connect_start().
  */
 #pragma once
 
