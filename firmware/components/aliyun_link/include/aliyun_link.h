@@ -20,9 +20,12 @@
  *   aliyun: connecting to <host>:<port> as <mqtt client id>
  *   aliyun: mqtt connected                   aliyun: mqtt disconnected
  *   aliyun: connect failed                   aliyun: connect timed out
- *   aliyun: connect refused: <meaning>       meaning for CONNACK 1..5: unacceptable protocol version,
- *                                            identifier rejected, server unavailable, bad username or
- *                                            password, not authorized; else "code <n>"
+ *   aliyun: connect refused: unacceptable protocol version      (CONNACK 1)
+ *   aliyun: connect refused: identifier rejected                (CONNACK 2)
+ *   aliyun: connect refused: server unavailable                 (CONNACK 3)
+ *   aliyun: connect refused: bad username or password           (CONNACK 4: waits at the backoff cap)
+ *   aliyun: connect refused: not authorized                     (CONNACK 5: waits at the backoff cap)
+ *   aliyun: connect refused: code <n>                           (any other code)
  *   aliyun: cannot sign: <field>: <reason>
  *   aliyun: reconnecting in <ms> ms
  *   aliyun: subscribed <topic>               aliyun: subscribe refused <topic>
@@ -35,6 +38,11 @@
  *                                            bad s, other device, unknown topic
  *   aliyun: offline for <s> s: restarting network
  *   aliyun: offline for <s> s: rebooting
+ *
+ * One line the shells print themselves, before a core exists (same text on every platform):
+ *   aliyun: halted: <reason>                 no usable triple (missing, unreadable, NVS keys that do
+ *                                            not match the image, or refused by alink_init); repeated,
+ *                                            and the device never connects
  */
 #ifndef ALIYUN_LINK_H
 #define ALIYUN_LINK_H
