@@ -428,6 +428,24 @@ static void test_auth_refusal_backs_off_to_the_cap(void **state)
     assert_true(delay >= 32000 && delay <= 64000);
 }
 
+static void test_network_flap_keeps_the_backoff(void **state)
+{
+    (void)state;
+    simple(ALINK_EV_NET_UP);
+    time_synced(1700000000000ull);
+    uint64_t refused_at = fx.now;
+    size_t at = refused(4);
+    long delay = last_delay(at);
+    simple(ALINK_EV_NET_DOWN);
+    at = simple(ALINK_EV_NET_UP);
+    assert_null(find(at, ALINK_ACT_CONNECT, NULL));
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_BACKOFF);
+    at = tick_until(refused_at + (uint64_t)delay - 1);
+    assert_null(find(at, ALINK_ACT_CONNECT, NULL));
+    at = tick_until(refused_at + (uint64_t)delay + 1000);
+    assert_non_null(find(at, ALINK_ACT_CONNECT, NULL));
+}
+
 static void test_other_refusals_and_meanings(void **state)
 {
     (void)state;
@@ -562,10 +580,11 @@ static void test_outage_clock_covers_refusals_and_resets_online(void **state)
         tick_until(fx.now + 1000);
     }
     assert_non_null(find(0, ALINK_ACT_RESTART_NETWORK, NULL));
-    size_t at = simple(ALINK_EV_NET_UP);
-    assert_non_null(find(at, ALINK_ACT_CONNECT, NULL));
+    simple(ALINK_EV_NET_UP);
+    tick_until_connecting(); /* after the pending backoff: the restart does not cut it short */
     go_online();
     uint64_t online = fx.now;
+    size_t at;
     at = tick_until(online + 1000000); /* online for long: nothing escalates */
     assert_int_equal(count(at, ALINK_ACT_RESTART_NETWORK) + count(at, ALINK_ACT_REBOOT), 0);
 }
@@ -658,6 +677,7 @@ int main(void)
         cmocka_unit_test_setup(test_hostile_messages_change_nothing, setup),
         cmocka_unit_test_setup(test_messages_outside_a_session_are_ignored, setup),
         cmocka_unit_test_setup(test_auth_refusal_backs_off_to_the_cap, setup),
+        cmocka_unit_test_setup(test_network_flap_keeps_the_backoff, setup),
         cmocka_unit_test_setup(test_other_refusals_and_meanings, setup),
         cmocka_unit_test_setup(test_backoff_grows_then_resets_after_a_stable_connection, setup),
         cmocka_unit_test_setup(test_connect_and_subscribe_timeouts, setup),

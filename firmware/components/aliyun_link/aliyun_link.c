@@ -182,7 +182,10 @@ static void start_connect(alink_t *c, const alink_event_t *ev)
 
 static void after_network(alink_t *c, const alink_event_t *ev)
 {
-    if (c->time_synced) {
+    if (c->time_synced && ev->now_ms < c->next_connect_ms) {
+        /* a flapping network must not cut a backoff short (an auth refusal waits at the cap) */
+        set_state(c, ALINK_STATE_BACKOFF, ev->now_ms);
+    } else if (c->time_synced) {
         start_connect(c, ev);
     } else {
         set_state(c, ALINK_STATE_WAIT_TIME, ev->now_ms);
