@@ -135,13 +135,23 @@ class _Disconnect(Exception):
 
 
 class _Link:
-    """A connected client socket with an optional line-speed throttle in each direction."""
+    """A connected client socket with an optional line-speed throttle in each direction.
+
+    Throttled, the link starts at the ROM's 115200 baud and follows CHANGE_BAUDRATE up to `line_baud`
+    (the most the emulated USB-UART bridge carries), 10 bits on the wire per byte (8N1).
+    """
 
     def __init__(self, sock: socket.socket, line_baud: int | None) -> None:
         self.sock = sock
-        self._seconds_per_byte = 10.0 / line_baud if line_baud else 0.0
+        self.line_baud = line_baud
+        self._seconds_per_byte = 0.0
         self._rx_free_at = 0.0
         self._tx_free_at = 0.0
+        self.set_baud(ESPLoader.ESP_ROM_BAUD)
+
+    def set_baud(self, baud: int) -> None:
+        if self.line_baud:
+            self._seconds_per_byte = 10.0 / min(baud, self.line_baud)
 
     def _pace(self, free_at: float, count: int) -> float:
         if not self._seconds_per_byte:
@@ -240,6 +250,8 @@ class EmulatedBoard:
                         link.send(reply)
                 except OSError:
                     return
+                if packet[1:2] == bytes([OP["CHANGE_BAUDRATE"]]):
+                    link.set_baud(struct.unpack_from("<I", packet, 8)[0])
 
     # --- protocol ------------------------------------------------------------------------------
 

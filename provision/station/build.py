@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provision.errors import InputError
@@ -37,11 +38,12 @@ NVS_KEYS_LABELS = ("nvs_keys", "fctry_keys")
 
 @dataclass(frozen=True)
 class Image:
-    """One application-side image (same on every board)."""
+    """One application-side image (same on every board); `deflated` is its zlib level-9 form, made once."""
 
     offset: int
     name: str
-    data: bytes
+    data: bytes = field(repr=False)
+    deflated: bytes | None = field(default=None, repr=False)
 
     @property
     def md5(self) -> str:
@@ -62,6 +64,10 @@ class FirmwareBuild:
     @property
     def has_application(self) -> bool:
         return bool(self.images)
+
+    def with_deflated_images(self) -> FirmwareBuild:
+        """The same build with each image compressed once (esptool would redo it for every board)."""
+        return replace(self, images=tuple(replace(i, deflated=zlib.compress(i.data, 9)) for i in self.images))
 
 
 def partitions_only(

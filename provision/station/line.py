@@ -100,7 +100,7 @@ def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
         csv_path=str(options.csv_path.resolve()),
         ledger_url=url,
         station=options.station,
-        build=options.build,
+        build=options.build.with_deflated_images(),
         product_keys=tuple(sorted({d.product_key for d in devices})),
         layout=options.layout,
         encryption=options.encryption,

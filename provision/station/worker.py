@@ -16,6 +16,7 @@ import hashlib
 import os
 import signal
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from provision.credentials import Device, load_devices
 from provision.errors import ProvisionError
 from provision.gen_nvs import build_partition
-from provision.station.build import FirmwareBuild
+from provision.station.build import FirmwareBuild, Image
 from provision.station.efuse import EfusePlan, apply_efuse_plan, check_efuse_plan
 from provision.station.ports import Slot
 
@@ -60,7 +61,8 @@ class BoardResult:
     bytes_written: int = 0
     result: str = "failed"
     reason: str = ""
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this board's work, from connect to verified
+    process_cpu_seconds: float = 0.0  # the whole board process, interpreter start-up and imports included
     regions_skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +82,46 @@ class Region:
 
 class BoardFailed(Exception):
     """A board-level failure whose message is safe to show and store (no secret)."""
+
+
+class _PrecompressedZlib:
+    """Stands in for the `zlib` module inside esptool.cmds: hands back images compressed once by the station.
+
+    esptool compresses each image at level 9 before writing it, the same megabyte for every board; the
+    station compresses the build once and this returns that result when esptool asks for the same bytes.
+    """
+
+    def __init__(self, images: tuple[Image, ...]) -> None:
+        self._by_digest = {hashlib.md5(i.data, usedforsecurity=False).digest(): i.deflated for i in images}
+
+    def compress(self, data: bytes, level: int = -1) -> bytes:
+        if level == 9:
+            found = self._by_digest.get(hashlib.md5(data, usedforsecurity=False).digest())
+            if found is not None:
+                return found
+        return zlib.compress(data, level)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(zlib, name)
+
+
+class _Unformatted:
+    """Replaces esptool's HexFormatter: esptool builds trace lines with f-strings, which render every packet
+    as hex even when tracing is off (the formatter was meant to be lazy). Board processes never trace."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __str__(self) -> str:
+        return ""
+
+
+def _lighten_esptool(build: FirmwareBuild) -> None:
+    import esptool.cmds
+    import esptool.loader
+
+    esptool.loader.HexFormatter = _Unformatted  # type: ignore[misc,assignment]
+    esptool.cmds.zlib = _PrecompressedZlib(build.images)  # type: ignore[assignment]
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -267,6 +309,7 @@ def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:
 def run_port(slot: Slot, job: StationJob, queue: Queue[Any], parent_pid: int) -> None:
     """Process entry: one board in `slot`; the result goes back through `queue`."""
     _die_with_parent(parent_pid)
+    _lighten_esptool(job.build)
     port = slot.name
 
     def emit(kind: str, where: str, *payload: Any) -> None:
@@ -278,4 +321,5 @@ def run_port(slot: Slot, job: StationJob, queue: Queue[Any], parent_pid: int) ->
         emit("result", port, BoardResult(port=port, reason=exc.lines[0]).as_dict())
         return
     result = flash_board(slot, job, devices, emit)
+    result.process_cpu_seconds = round(time.process_time(), 4)
     emit("result", port, result.as_dict())
