@@ -8,12 +8,14 @@ kept across runs (see broker_certs).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import getpass
 import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -134,7 +136,9 @@ def _listener_block(port: int, host: str, plugin: Path, rules: Path, secure_mode
     ]
 
 
-def mosquitto_config(settings: BrokerSettings, plugin: Path, rules: Path, log_file: Path | None) -> str:
+def mosquitto_config(
+    settings: BrokerSettings, tls_port: int, tcp_port: int | None, plugin: Path, rules: Path, log_file: Path | None
+) -> str:
     """The Mosquitto 2.0 config: one listener per securemode, each with its own plugin instance."""
     lines = [
         "# written by provision broker",
@@ -150,13 +154,13 @@ def mosquitto_config(settings: BrokerSettings, plugin: Path, rules: Path, log_fi
         "log_type information",
         f"log_dest file {log_file}" if log_file is not None else "log_dest stdout",
     ]
-    lines += _listener_block(settings.port, settings.host, plugin, rules, 2, settings.max_skew_s)
+    lines += _listener_block(tls_port, settings.host, plugin, rules, 2, settings.max_skew_s)
     lines += [
         f"certfile {settings.certs.server_cert}",
         f"keyfile {settings.certs.server_key}",
     ]
-    if settings.tcp_port is not None:
-        lines += _listener_block(settings.tcp_port, settings.host, plugin, rules, 3, settings.max_skew_s)
+    if tcp_port is not None:
+        lines += _listener_block(tcp_port, settings.host, plugin, rules, 3, settings.max_skew_s)
     lines += list(settings.extra_config)
     return "\n".join(lines) + "\n"
 
@@ -174,8 +178,27 @@ def _listening_ports() -> set[int]:
     return ports
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: Linux sends SIGTERM when the parent dies, so a killed run leaves no broker."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1  # <linux/prctl.h>
+    libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+
+
+def _free_port(host: str) -> int:
+    """A port the kernel considers free now (another process may still take it: callers retry)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class BrokerProcess:
-    """One running Mosquitto. Use as a context manager, or call start() and stop()."""
+    """One running Mosquitto. Use as a context manager, or call start() and stop().
+
+    Port 0 in the settings means "pick a free port": parallel test runs then never collide, and a start that
+    loses a race for the port is retried with another one. `port` / `tcp_port` hold the ports in use, and a
+    restart (stop, start) keeps them, as a real endpoint does.
+    """
 
     def __init__(self, settings: BrokerSettings, *, log_to: Path | None = None) -> None:
         """Args:
@@ -183,6 +206,8 @@ class BrokerProcess:
         """
         self.settings = settings
         self.log_file = log_to
+        self.port = settings.port
+        self.tcp_port = settings.tcp_port
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -191,38 +216,53 @@ class BrokerProcess:
         return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
-        """Start Mosquitto and wait until its TLS port accepts connections.
+        """Start Mosquitto and wait until its ports listen.
 
         Raises:
-            EnvironmentProblem: mosquitto missing, or it exited (port taken, bad config); the log tail follows.
+            EnvironmentProblem: mosquitto missing, a port taken, or it exited (bad config); the log tail follows.
         """
         # Debian installs it in /usr/sbin, which is not on every user's PATH.
         mosquitto = shutil.which("mosquitto", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
         if mosquitto is None:
             raise EnvironmentProblem("mosquitto not found: run scripts/setup (Debian package mosquitto)")
-        ports = [self.settings.port] + ([self.settings.tcp_port] if self.settings.tcp_port is not None else [])
-        taken = set(ports) & _listening_ports()
+        plugin = self.settings.plugin or build_plugin()
+        pick = self.port == 0 or self.tcp_port == 0
+        for attempt in range(5 if pick else 1):
+            tls_port = self.port or _free_port(self.settings.host)
+            tcp_port = self.tcp_port if self.tcp_port != 0 else _free_port(self.settings.host)
+            try:
+                self._launch(mosquitto, plugin, tls_port, tcp_port)
+            except EnvironmentProblem:
+                if attempt == 4 or not pick:
+                    raise
+                continue
+            self.port, self.tcp_port = tls_port, tcp_port
+            return
+
+    def _launch(self, mosquitto: str, plugin: Path, tls_port: int, tcp_port: int | None) -> None:
+        ports = {tls_port} | ({tcp_port} if tcp_port is not None else set())
+        taken = ports & _listening_ports()
         if taken:
             raise EnvironmentProblem(f"port {min(taken)} is already in use: choose another with --port/--tcp-port")
-        plugin = self.settings.plugin or build_plugin()
         self._run_dir = Path(tempfile.mkdtemp(prefix="provision-broker-"))
         rules = self._run_dir / "rules"
         write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
         config = self._run_dir / "mosquitto.conf"
-        config.write_text(mosquitto_config(self.settings, plugin, rules, self.log_file))
-        self._process = subprocess.Popen([mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL)
+        config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
+        self._process = subprocess.Popen(
+            [mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+        )
         deadline = time.monotonic() + _START_TIMEOUT_S
         # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
-        while not set(ports) <= _listening_ports():
+        while not ports <= _listening_ports():
             if self._process.poll() is not None or time.monotonic() > deadline:
                 code = self._process.poll()
                 self.stop()
                 raise EnvironmentProblem(
-                    f"mosquitto did not start on {self.settings.host}:{self.settings.port}"
-                    f" (exit status {code}); is the port in use?",
+                    f"mosquitto did not start on {self.settings.host}:{tls_port} (exit status {code})",
                     *self.log_tail(),
                 )
-            time.sleep(0.02)
+            time.sleep(0.01)
 
     def log_tail(self, lines: int = 5) -> list[str]:
         if self.log_file is None or not self.log_file.is_file():
@@ -321,9 +361,11 @@ def run_foreground(
 
     with _stop_on_signals(stop_now):
         broker.start()
-        print(f"broker: mqtts://{host}:{port} for {len(devices)} devices; clients trust {certs.ca_cert}", file=out)
-        if settings.tcp_port is not None:
-            print(f"broker: mqtt://{host}:{settings.tcp_port} (securemode 3)", file=out)
+        print(
+            f"broker: mqtts://{host}:{broker.port} for {len(devices)} devices; clients trust {certs.ca_cert}", file=out
+        )
+        if broker.tcp_port is not None:
+            print(f"broker: mqtt://{host}:{broker.tcp_port} (securemode 3)", file=out)
         print("broker: Ctrl-C stops it", file=out, flush=True)
         status = broker.wait()
         broker.stop()

@@ -40,7 +40,9 @@ def sntp_serve(host: str, port: int, skew_s: float) -> None:
 @cli.command("broker")
 @click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="Devices the broker accepts.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Listen address (0.0.0.0 for boards on the LAN).")
-@click.option("--port", default=8883, show_default=True, type=click.IntRange(1, 65535), help="TLS port (securemode 2).")
+@click.option(
+    "--port", default=8883, show_default=True, type=click.IntRange(0, 65535), help="TLS port (securemode 2; 0: any)."
+)
 @click.option(
     "--cert-dir",
     default=Path("out/broker"),
@@ -50,7 +52,9 @@ def sntp_serve(host: str, port: int, skew_s: float) -> None:
 )
 @click.option("--san", "sans", multiple=True, help="Extra IP or host name for the server certificate (repeatable).")
 @click.option("--allow-tcp", is_flag=True, help="Also accept securemode 3 on a plain TCP listener.")
-@click.option("--tcp-port", default=1883, show_default=True, type=click.IntRange(1, 65535), help="With --allow-tcp.")
+@click.option(
+    "--tcp-port", default=1883, show_default=True, type=click.IntRange(0, 65535), help="With --allow-tcp (0: any)."
+)
 @click.option("--max-skew", "max_skew_s", default=0, show_default=True, type=int, help="Seconds; 0: off.")
 @click.option("--route", "routes", multiple=True, help="FROM_TOPIC_FILTER=TO_TOPIC message forwarding (repeatable).")
 @click.option("--plugin", type=click.Path(dir_okay=False, path_type=Path), help="Prebuilt plugin (default: build it).")

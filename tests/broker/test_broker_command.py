@@ -1,0 +1,161 @@
+"""`provision broker` as a user runs it: certificates, foreground run, clean stop, secrets gone afterwards."""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from provision.broker import parse_route
+from provision.broker_certs import ensure_certificates
+from provision.cli import main
+from provision.errors import InputError
+
+
+def _mosquitto_children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and "mosquitto" in stat.split(")")[0]:
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_server_certificate_names_loopback_qemu_and_extra_sans(tmp_path):
+    certs = ensure_certificates(tmp_path, ["192.168.7.20", "broker.lan"])
+    cert = x509.load_pem_x509_certificate(certs.server_cert.read_bytes())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert set(san.get_values_for_type(x509.IPAddress)) == {
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("10.0.2.2"),
+        ipaddress.ip_address("192.168.7.20"),
+    }
+    assert set(san.get_values_for_type(x509.DNSName)) == {"localhost", "broker.lan"}
+    assert oct(certs.ca_key.stat().st_mode & 0o777) == "0o600"
+    assert oct(certs.server_key.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_ca_is_kept_across_runs_and_the_server_cert_follows_the_sans(tmp_path):
+    first = ensure_certificates(tmp_path)
+    ca = first.ca_cert.read_bytes()
+    server = first.server_cert.read_bytes()
+    second = ensure_certificates(tmp_path)
+    assert second.ca_cert.read_bytes() == ca
+    assert second.server_cert.read_bytes() == server
+    third = ensure_certificates(tmp_path, ["192.168.7.21"])
+    assert third.ca_cert.read_bytes() == ca
+    assert third.server_cert.read_bytes() != server
+
+
+def test_a_tls_client_checking_the_host_name_accepts_localhost(broker, broker_certs):
+    context = ssl.create_default_context(cafile=str(broker_certs.ca_cert))
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            context.wrap_socket(raw, server_hostname="not-the-broker.example")
+
+
+@pytest.mark.parametrize("route", ["noequals", "=/a", "/a=", "/a/#/b=/c", "/a/b+=/c", "/a/+=/c/+", "/a=/c/#"])
+def test_bad_routes_are_refused_with_one_line(route):
+    with pytest.raises(InputError) as info:
+        parse_route(route)
+    assert len(info.value.lines) == 1
+    assert route in info.value.lines[0]
+
+
+def test_the_cli_refuses_a_bad_route_and_starts_nothing(devices_csv, tmp_path, capsys):
+    code = main(["broker", "--csv", str(devices_csv), "--cert-dir", str(tmp_path / "c"), "--route", "bad"])
+    assert code == 3
+    assert "--route 'bad'" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_the_broker_runs_in_the_foreground_and_stops_cleanly(
+    stop_signal, devices_csv, devices, tmp_path, broker_plugin
+):
+    cert_dir = tmp_path / "certs"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "provision.cli",
+            "broker",
+            "--csv",
+            str(devices_csv),
+            "--cert-dir",
+            str(cert_dir),
+            "--port",
+            "0",
+            "--plugin",
+            str(broker_plugin),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        seen = []
+        while not (line := process.stdout.readline()).startswith("broker: mqtts://") and line:
+            seen.append(line)  # Mosquitto's own log shares stdout in the foreground
+        banner = line
+        assert banner.startswith("broker: mqtts://127.0.0.1:"), seen
+        assert str(cert_dir / "ca.pem") in banner
+        children = _mosquitto_children(process.pid)
+        assert len(children) == 1
+        command = Path(f"/proc/{children[0]}/cmdline").read_bytes().split(b"\0")
+        run_dir = Path(command[command.index(b"-c") + 1].decode()).parent
+        assert (run_dir / "rules").exists(), "the rules file exists while the broker runs"
+        assert oct((run_dir / "rules").stat().st_mode & 0o777) == "0o600"
+        time.sleep(0.2)
+        process.send_signal(stop_signal)
+        output, _ = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+    assert process.returncode == 0, output
+    assert "broker: stopped" in output
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert not run_dir.exists(), "the run directory with the secrets file is deleted on stop"
+    for device in devices:
+        assert device.device_secret not in output
+
+
+def test_the_broker_log_holds_no_secret_or_password(broker, broker_certs, devices):
+    from provision.device_client import connect_device
+
+    device = devices[0]
+    client, outcome = connect_device(
+        device.product_key,
+        device.device_name,
+        device.device_secret,
+        host="127.0.0.1",
+        port=broker.port,
+        ca_file=broker_certs.ca_cert,
+    )
+    password = client.credentials.password
+    client.close()
+    assert outcome.accepted
+    time.sleep(0.2)
+    log = broker.log_file.read_text()
+    assert device.device_name in log  # the log is the real one
+    assert device.device_secret not in log
+    assert password not in log
