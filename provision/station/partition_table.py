@@ -26,6 +26,7 @@ __all__ = [
     "find_partition",
     "parse_table",
     "parse_table_csv",
+    "read_table_file",
 ]
 
 DEFAULT_TABLE_OFFSET = 0x8000  # CONFIG_PARTITION_TABLE_OFFSET's default
@@ -50,6 +51,7 @@ SUBTYPES = {
         "littlefs": 0x83,
     },
 }
+FLAGS = {"encrypted": 0x01, "readonly": 0x02}  # gen_esp32part.py Partition.FLAGS (bit numbers 0 and 1)
 NVS_SUBTYPE = 0x02
 NVS_KEYS_SUBTYPE = 0x04
 
@@ -133,7 +135,12 @@ def parse_table_csv(
         align = 0x10000 if ptype == TYPES["app"] else 0x1000
         offset = _number(offset_text, where) if offset_text else -(-next_free // align) * align
         size = _number(size_text, where)
-        partitions.append(Partition(name, ptype, subtype, offset, size))
+        flags = 0
+        for flag in filter(None, (f.strip() for f in (cells[5] if len(cells) > 5 else "").split(":"))):
+            if flag not in FLAGS:
+                raise InputError(f"{where}: Flags: {flag!r} is not one of {', '.join(FLAGS)}")
+            flags |= FLAGS[flag]
+        partitions.append(Partition(name, ptype, subtype, offset, size, flags))
         next_free = offset + size
     return partitions
 
