@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from pathlib import Path
 
 __all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "write_private_file"]
 
@@ -17,7 +16,9 @@ PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
 
-def write_private_file(path: Path, data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE) -> None:
+def write_private_file(
+    path: str | os.PathLike[str], data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE
+) -> None:
     """Write `data` to `path` atomically with mode 0600.
 
     Args:
@@ -26,7 +27,10 @@ def write_private_file(path: Path, data: bytes, *, durable: bool = True, mode: i
         durable: fsync before the rename; a caller that syncs a whole tree once passes False.
         mode: permission bits; 0600 unless the content is public (a generated header).
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    # Plain strings, not Path: pathlib interns every path part it parses, which would grow with each device.
+    target = os.fspath(path)
+    directory, name = os.path.split(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.tmp-", dir=directory or ".")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
@@ -34,7 +38,7 @@ def write_private_file(path: Path, data: bytes, *, durable: bool = True, mode: i
             if durable:
                 out.flush()
                 os.fsync(out.fileno())
-        os.replace(tmp_name, path)
+        os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

@@ -19,6 +19,7 @@ import hashlib
 import os
 import re
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,24 +120,39 @@ def _region_problem(value: str) -> str | None:
     return None
 
 
+_NAME_KIND = 1
+_SECRET_KIND = 2
+
+
 class _Fingerprints:
     """Remembers which row first used a value, keeping 8 bytes of keyed BLAKE2b per value, not the value.
 
-    A per-run random key means the index reveals nothing about a secret; a false match needs a 64-bit
-    collision (probability about n^2 / 2^65: 3e-8 for a million devices).
+    The index lives in a private temporary SQLite database (an empty file name: created on disk, deleted
+    when closed; see sqlite.org "Temporary Databases") with a 512 KiB page cache, so memory stays flat
+    however long the CSV is. A per-run random key means the index reveals nothing about a secret; a false
+    match needs a 64-bit collision (probability about n^2 / 2^65: 3e-8 for a million devices).
     """
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(16)
-        self._rows: dict[int, int] = {}
+        self._db = sqlite3.connect("")
+        self._db.execute("PRAGMA cache_size = -512")
+        self._db.execute(
+            "CREATE TABLE seen (kind INTEGER, fingerprint INTEGER, row INTEGER, PRIMARY KEY (kind, fingerprint))"
+        )
 
-    def first_row(self, value: str, row: int) -> int | None:
+    def first_row(self, kind: int, value: str, row: int) -> int | None:
+        """The row that first used `value` for this kind, or None (and `row` is remembered)."""
         digest = hashlib.blake2b(value.encode(), digest_size=8, key=self._key).digest()
-        fingerprint = int.from_bytes(digest, "little")
-        earlier = self._rows.get(fingerprint)
-        if earlier is None:
-            self._rows[fingerprint] = row
-        return earlier
+        fingerprint = int.from_bytes(digest, "little", signed=True)
+        cursor = self._db.execute("INSERT INTO seen VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (kind, fingerprint, row))
+        if cursor.rowcount == 1:
+            return None
+        found = self._db.execute("SELECT row FROM seen WHERE kind = ? AND fingerprint = ?", (kind, fingerprint))
+        return int(found.fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class _NotUtf8(Exception):
@@ -169,12 +185,11 @@ class _Scan:
         self.problems.append(f"{self.display}:{row}: {column}: {what}")
 
     def rows(self, path: Path) -> Iterator[Device]:
-        names = _Fingerprints() if self.check_duplicates else None
-        device_secrets = _Fingerprints() if self.check_duplicates else None
         try:
             handle = open(path, "rb")
         except OSError as exc:
             raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
+        seen = _Fingerprints() if self.check_duplicates else None
         previous_line = 0
         try:
             reader = csv.reader(_decoded_lines(handle))
@@ -205,13 +220,15 @@ class _Scan:
                 if len(record) != header_width:
                     self.problem(start, "(row)", f"{len(record)} fields, the header has {header_width}")
                     continue
-                device = self._device(record, columns, extra_columns, start, names, device_secrets)
+                device = self._device(record, columns, extra_columns, start, seen)
                 if device is not None:
                     yield device
             if columns is None:
                 self.problem(1, "(header)", "no header row: the file is empty")
         finally:
             handle.close()
+            if seen is not None:
+                seen.close()
 
     def _header(self, record: list[str], row: int) -> tuple[dict[str, int], list[tuple[int, str]]]:
         columns: dict[str, int] = {}
@@ -235,8 +252,7 @@ class _Scan:
         columns: dict[str, int],
         extra_columns: list[tuple[int, str]],
         row: int,
-        names: _Fingerprints | None,
-        device_secrets: _Fingerprints | None,
+        seen: _Fingerprints | None,
     ) -> Device | None:
         before = len(self.problems)
         product_key = record[columns[PRODUCT_KEY]]
@@ -255,11 +271,11 @@ class _Scan:
         for column, what in checks:
             if what is not None:
                 self.problem(row, column, what)
-        if names is not None and device_secrets is not None and len(self.problems) == before:
-            earlier = names.first_row(f"{product_key}\0{device_name}", row)
+        if seen is not None and len(self.problems) == before:
+            earlier = seen.first_row(_NAME_KIND, f"{product_key}\0{device_name}", row)
             if earlier is not None:
                 self.problem(row, DEVICE_NAME, f"{device_name} already at row {earlier} for ProductKey {product_key}")
-            earlier = device_secrets.first_row(device_secret, row)
+            earlier = seen.first_row(_SECRET_KIND, device_secret, row)
             if earlier is not None:
                 self.problem(row, DEVICE_SECRET, f"same secret as row {earlier}")
         if len(self.problems) != before:
@@ -281,7 +297,7 @@ def _display(path: str | os.PathLike[str]) -> str:
 
 
 def check_devices(path: str | os.PathLike[str]) -> DeviceFileSummary:
-    """Validate the whole file in one streaming pass (memory: 8 bytes of fingerprint per name and secret).
+    """Validate the whole file in one streaming pass (flat memory: the duplicate index is on disk).
 
     Raises:
         InputError: every problem, one `FILE:ROW: COLUMN: what is wrong` line each.

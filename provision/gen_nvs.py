@@ -214,9 +214,10 @@ def write_partitions(
             header = {"format": 1, "layout": layout, "encryption": encryption, "size": size}
             manifest.write(json.dumps(header)[:-1] + ', "devices": [\n')
             for device in iter_devices(csv_path):
-                device_dir = staging / device.device_name
+                # os.path, not pathlib: pathlib interns each path part, so memory would grow per device.
+                device_dir = os.path.join(staging, device.device_name)
                 try:
-                    device_dir.mkdir(mode=PRIVATE_DIR_MODE)
+                    os.mkdir(device_dir, PRIVATE_DIR_MODE)
                 except FileExistsError:
                     raise InputError(
                         f"{summary.path}:{device.row}: DeviceName: {device.device_name} appears under two "
@@ -229,7 +230,7 @@ def write_partitions(
                 if parts.hmac_key is not None:
                     files.append((HMAC_KEY_FILE, parts.hmac_key))
                 for name, data in files:
-                    write_private_file(device_dir / name, data, durable=False)
+                    write_private_file(os.path.join(device_dir, name), data, durable=False)
                 record = {
                     "device_name": device.device_name,
                     "product_key": device.product_key,
