@@ -1,0 +1,218 @@
+"""The device end to end against the local broker, written once with dut.expect(): the host build here,
+the QEMU build with `--embedded-services idf,qemu`, a flashed board with `--embedded-services esp,idf`
+(command lines in README, "Local broker and end-to-end tests"). Log lines are the core's
+(components/aliyun_link/include/aliyun_link.h), identical on every platform.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+
+import pytest
+from conftest import console_topics
+from e2e_backend import Backend
+
+from provision.broker_certs import BrokerCertificates, ensure_certificates, issue_server_certificate
+
+ONLINE_S = 10  # boot to subscribed, host scale (the goal is < 0.3 s: bench/e2e_bench.py measures it)
+
+
+def _online(dut, backend: Backend) -> None:
+    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
+    dut.expect_exact("aliyun: online", timeout=backend.timeout(ONLINE_S))
+
+
+def test_boots_reads_its_triple_syncs_time_connects_and_subscribes(dut, backend, start_device, suite_devices):
+    start_device()
+    pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
+    dut.expect_exact("aliyun: network up", timeout=backend.timeout(ONLINE_S))
+    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    # the client id and username come from the decrypted image; the broker accepting the signature proves
+    # the secret was read intact
+    dut.expect(re.compile(rb"aliyun: connecting to \S+ as [^|\s]+\|securemode=2,signmethod=hmac\w+"), timeout=5)
+    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
+    subscribed = {
+        dut.expect(re.compile(rb"aliyun: subscribed (\S+)"), timeout=backend.timeout(5)).group(1).decode()
+        for _ in range(2)
+    }
+    assert subscribed == {f"/sys/{pk}/{dn}/thing/service/property/set", f"/{pk}/{dn}/user/setled"}
+    dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
+
+
+def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, dut_image, tmp_path):
+    other_keys = tmp_path / "other_keys.bin"
+    from provision.nvs_format import nvs_keys_partition
+
+    other_keys.write_bytes(nvs_keys_partition(bytes(range(64))))
+    start_device(nvs=dut_image.nvs if dut_image else None, keys_args=("--nvs-keys", str(other_keys)))
+    dut.expect(re.compile(rb"aliyun: halted: .*NVS keys do not match"), timeout=backend.timeout(5))
+
+
+def test_an_led_command_from_the_console_switches_the_led(dut, backend, start_device, console, suite_devices):
+    start_device()
+    _online(dut, backend)
+    topics = console_topics(suite_devices)
+    dn = suite_devices.dut.device_name
+    console.publish(topics.led, json.dumps({"dn": dn, "s": 1}))
+    dut.expect_exact("aliyun: led on", timeout=backend.timeout(5))
+    console.publish(topics.led, json.dumps({"dn": dn, "s": 0}))
+    dut.expect_exact("aliyun: led off", timeout=backend.timeout(5))
+
+
+def test_an_led_command_for_another_device_name_is_ignored(dut, backend, start_device, console, suite_devices):
+    start_device()
+    _online(dut, backend)
+    console.publish(console_topics(suite_devices).led, json.dumps({"dn": "someone-else", "s": 1}))
+    dut.expect_exact("aliyun: ignored message: other device", timeout=backend.timeout(5))
+    # nothing switched: the next LED line is the one this command causes
+    console.publish(console_topics(suite_devices).led, json.dumps({"dn": suite_devices.dut.device_name, "s": 0}))
+    match = dut.expect(re.compile(rb"aliyun: (led on|led off)"), timeout=backend.timeout(5))
+    assert match.group(1) == b"led off"
+
+
+def _inbox(console, suffix: str, timeout_s: float) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        message = console.wait_message(left)
+        if message is not None and message.topic.endswith(suffix):
+            return json.loads(message.payload)
+    raise AssertionError(f"nothing on .../{suffix} within {timeout_s} s")
+
+
+def test_a_property_set_gets_its_reply_and_switches_the_led(dut, backend, start_device, console, suite_devices):
+    start_device()
+    _online(dut, backend)
+    request = {"id": "4711", "version": "1.0", "params": {"LightSwitch": 1}, "method": "thing.service.property.set"}
+    console.publish(console_topics(suite_devices).property_set, json.dumps(request))
+    dut.expect_exact("aliyun: led on", timeout=backend.timeout(5))
+    dut.expect_exact("aliyun: property set id=4711 code=200", timeout=backend.timeout(5))
+    reply = _inbox(console, "set_reply", backend.timeout(5))
+    assert reply["id"] == "4711" and reply["code"] == 200 and reply["version"] == "1.0"
+    console.publish(
+        console_topics(suite_devices).property_set, json.dumps({"id": "4712", "params": {"LightSwitch": 7}})
+    )
+    dut.expect_exact("aliyun: property set id=4712 code=460", timeout=backend.timeout(5))
+    assert _inbox(console, "set_reply", backend.timeout(5))["code"] == 460
+
+
+def test_property_posts_are_valid_alink_json(dut, backend, start_device, console, suite_devices):
+    start_device()
+    _online(dut, backend)
+    ids = []
+    for _ in range(2):
+        post = _inbox(console, "post", backend.timeout(10))
+        assert post["version"] == "1.0"
+        assert post["method"] == "thing.event.property.post"
+        assert re.fullmatch(r"[0-9]{1,10}", post["id"])
+        assert post["params"]["LightSwitch"] in (0, 1)
+        assert isinstance(post["params"]["RSSI"], int)
+        ids.append(int(post["id"]))
+    assert ids[1] > ids[0], "ids rise"
+
+
+def _delays(dut, count: int, timeout_s: float) -> list[int]:
+    return [
+        int(dut.expect(re.compile(rb"aliyun: reconnecting in (\d+) ms"), timeout=timeout_s).group(1))
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.e2e_broker(dut_secret="0" * 32)
+def test_a_wrong_secret_is_refused_with_its_meaning_and_retries_wait_at_the_cap(dut, backend, start_device, broker):
+    start_device()
+    cap = backend.backoff_cap_ms
+    dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
+    first = time.monotonic()
+    for _ in range(3):
+        delay = _delays(dut, 1, backend.timeout(5))[0]
+        assert cap // 2 <= delay <= cap, "an auth refusal backs off to the cap (equal jitter: [cap/2, cap])"
+        dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(5) + cap / 1000)
+    elapsed_s = time.monotonic() - first
+    # the broker's own count: no more attempts than one per cap/2 (plus the first and one in flight)
+    refusals = broker.log_file.read_text().count("aliyun-auth: refused")
+    assert 4 <= refusals <= 2 + elapsed_s / (cap / 2000), (refusals, elapsed_s)
+
+
+def test_broker_restart_reconnects_within_the_backoff_bound_and_resubscribes(dut, backend, start_device, broker):
+    start_device()
+    _online(dut, backend)
+    broker.stop()
+    dut.expect_exact("aliyun: mqtt disconnected", timeout=backend.timeout(ONLINE_S))
+    delays = _delays(dut, 3, backend.timeout(5) + backend.backoff_cap_ms / 1000)
+    ceilings = [min(backend.backoff_cap_ms, backend.backoff_base_ms * 2**i) for i in range(3)]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling // 2 <= delay <= ceiling, (delays, ceilings)
+    broker.start()  # same port, as a real endpoint comes back
+    restarted = time.monotonic()
+    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(5) + backend.backoff_cap_ms / 1000)
+    assert time.monotonic() - restarted <= backend.backoff_cap_ms / 1000 + backend.timeout(1)
+    dut.expect(re.compile(rb"aliyun: subscribed /sys/\S+/thing/service/property/set"), timeout=backend.timeout(5))
+    dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
+
+
+@pytest.mark.e2e_broker(max_skew_s=300)
+def test_a_skewed_clock_is_refused(dut, backend, start_device):
+    start_device(clock_skew_s=3600)
+    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
+
+
+def _certs_from_another_ca(tmp_path, suite_certs: BrokerCertificates) -> BrokerCertificates:
+    return ensure_certificates(tmp_path / "stranger-ca")
+
+
+def _expired_server_cert(tmp_path, suite_certs: BrokerCertificates) -> BrokerCertificates:
+    now = dt.datetime.now(dt.timezone.utc)
+    cert, key = tmp_path / "expired.pem", tmp_path / "expired.key"
+    sans = ["127.0.0.1", "localhost", "10.0.2.2"]
+    issue_server_certificate(
+        suite_certs.ca_cert, suite_certs.ca_key, sans, cert, key,
+        not_before=now - dt.timedelta(days=30), not_after=now - dt.timedelta(days=1),
+    )  # fmt: skip
+    return BrokerCertificates(suite_certs.ca_cert, suite_certs.ca_key, cert, key)
+
+
+# esp-tls says "Failed to verify peer certificate!" on ESP-IDF; the host names OpenSSL's reason.
+TLS_REFUSED = rb"(server certificate rejected: [^\n]+|Failed to verify peer certificate)"
+
+
+@pytest.mark.e2e_broker(certs=_certs_from_another_ca)
+def test_a_server_certificate_from_an_unknown_ca_is_refused(dut, backend, start_device):
+    start_device()
+    match = dut.expect(re.compile(TLS_REFUSED), timeout=backend.timeout(ONLINE_S))
+    if backend.is_host:
+        assert b"unable to get local issuer certificate" in match.group(1)
+    dut.expect_exact("aliyun: connect failed", timeout=backend.timeout(5))
+
+
+@pytest.mark.e2e_broker(certs=_expired_server_cert)
+def test_an_expired_server_certificate_is_refused(dut, backend, start_device):
+    start_device()
+    match = dut.expect(re.compile(TLS_REFUSED), timeout=backend.timeout(ONLINE_S))
+    if backend.is_host:
+        assert b"certificate has expired" in match.group(1)
+    dut.expect_exact("aliyun: connect failed", timeout=backend.timeout(5))
+
+
+def test_a_second_device_with_the_same_triple_kicks_the_first(
+    dut, backend, start_device, broker, suite_devices, suite_certs
+):
+    from provision.device_client import connect_device
+
+    start_device()
+    _online(dut, backend)
+    device = suite_devices.dut
+    intruder, outcome = connect_device(
+        device.product_key, device.device_name, device.device_secret, host="127.0.0.1", port=broker.port,
+        ca_file=suite_certs.ca_cert, client_id="second-board",
+    )  # fmt: skip
+    try:
+        assert outcome.accepted
+        dut.expect_exact("aliyun: mqtt disconnected", timeout=backend.timeout(5))
+        dut.expect(re.compile(rb"aliyun: reconnecting in \d+ ms"), timeout=backend.timeout(5))
+    finally:
+        intruder.close()
