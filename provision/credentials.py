@@ -80,6 +80,7 @@ class DeviceFileSummary:
     path: str
     devices: int
     product_keys: tuple[str, ...]
+    sha256: str = field(repr=False, default="")
 
     def line(self) -> str:
         keys = ", ".join(self.product_keys)
@@ -161,9 +162,10 @@ class _NotUtf8(Exception):
         self.line = line
 
 
-def _decoded_lines(handle: BinaryIO) -> Iterator[str]:
+def _decoded_lines(handle: BinaryIO, digest: hashlib._Hash) -> Iterator[str]:
     """Lines decoded one at a time, so a bad byte is reported at its own line (a UTF-8 BOM is dropped)."""
     for number, raw in enumerate(handle, start=1):
+        digest.update(raw)
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
         try:
@@ -180,6 +182,7 @@ class _Scan:
     check_duplicates: bool
     problems: list[str] = field(default_factory=list)
     product_keys: dict[str, None] = field(default_factory=dict)
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def problem(self, row: int, column: str, what: str) -> None:
         self.problems.append(f"{self.display}:{row}: {column}: {what}")
@@ -192,7 +195,7 @@ class _Scan:
         seen = _Fingerprints() if self.check_duplicates else None
         previous_line = 0
         try:
-            reader = csv.reader(_decoded_lines(handle))
+            reader = csv.reader(_decoded_lines(handle, self.digest))
             columns: dict[str, int] | None = None
             header_width = 0
             extra_columns: list[tuple[int, str]] = []
@@ -308,16 +311,19 @@ def check_devices(path: str | os.PathLike[str]) -> DeviceFileSummary:
         raise InputError(*scan.problems)
     if count == 0:
         raise InputError(f"{scan.display}:2: (row): no devices after the header")
-    return DeviceFileSummary(scan.display, count, tuple(scan.product_keys))
+    return DeviceFileSummary(scan.display, count, tuple(scan.product_keys), scan.digest.hexdigest())
 
 
-def iter_devices(path: str | os.PathLike[str]) -> Iterator[Device]:
+def iter_devices(path: str | os.PathLike[str], *, expect_sha256: str | None = None) -> Iterator[Device]:
     """Stream the devices of a file that `check_devices` accepted, one at a time.
 
     Each row is validated again (not for duplicates); a problem means the file changed since the check.
 
+    Args:
+        expect_sha256: the `sha256` of check_devices' summary; the file must still have it at the end.
+
     Raises:
-        InputError: at the first bad row.
+        InputError: at the first bad row, or at the end when the file is no longer the one checked.
     """
     scan = _Scan(_display(path), check_duplicates=False)
     for device in scan.rows(Path(path)):
@@ -326,6 +332,8 @@ def iter_devices(path: str | os.PathLike[str]) -> Iterator[Device]:
         yield device
     if scan.problems:
         raise InputError(*scan.problems)
+    if expect_sha256 is not None and scan.digest.hexdigest() != expect_sha256:
+        raise InputError(f"{scan.display}: changed while it was being read; nothing was written, run again")
 
 
 def load_devices(path: str | os.PathLike[str]) -> list[Device]:

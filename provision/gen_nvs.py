@@ -213,7 +213,7 @@ def write_partitions(
             os.fchmod(manifest.fileno(), 0o600)
             header = {"format": 1, "layout": layout, "encryption": encryption, "size": size}
             manifest.write(json.dumps(header)[:-1] + ', "devices": [\n')
-            for device in iter_devices(csv_path):
+            for device in iter_devices(csv_path, expect_sha256=summary.sha256):
                 # os.path, not pathlib: pathlib interns each path part, so memory would grow per device.
                 device_dir = os.path.join(staging, device.device_name)
                 try:
@@ -242,8 +242,8 @@ def write_partitions(
                 if progress is not None:
                     progress(written, summary.devices)
             manifest.write("]}\n")
-        if written != summary.devices:
-            raise InputError(f"{summary.path}: changed while gen-nvs was reading it; run again")
+        if _file_sha256(csv_path) != summary.sha256:
+            raise InputError(f"{summary.path}: changed while it was being read; nothing was written, run again")
         # One sync for the whole tree instead of an fsync per file: nothing is visible before the rename.
         os.sync()
         _swap_in(staging, out)
@@ -251,6 +251,14 @@ def write_partitions(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return GenerationReport(out, written, layout, encryption)
+
+
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _swap_in(staging: Path, out: Path) -> None:

@@ -268,3 +268,19 @@ def test_manifest_holds_no_secret(csv_file: Path) -> None:
     text = (csv_file.parent / "o" / "manifest.json").read_text()
     for row in GOOD_ROWS:
         assert row.split(",")[2] not in text
+
+
+def test_csv_changed_during_generation_writes_nothing(csv_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = gen_nvs.build_partition
+
+    def build_and_edit(device: Device, **kwargs: object) -> gen_nvs.PartitionSet:
+        if device.row == 2:
+            text = csv_file.read_text().replace("MDAwMDAwMDAz", "MDAwMDAwMDA5")
+            csv_file.write_text(text)
+        return real(device, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(gen_nvs, "build_partition", build_and_edit)
+    with pytest.raises(InputError) as caught:
+        gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
+    assert caught.value.lines == ("devices.csv: changed while it was being read; nothing was written, run again",)
+    assert tree(csv_file.parent) == ["devices.csv"]
