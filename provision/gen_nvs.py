@@ -209,8 +209,10 @@ def write_partitions(
     staging.mkdir(mode=PRIVATE_DIR_MODE)
     written = 0
     try:
-        with open(staging / MANIFEST_FILE, "w", encoding="utf-8") as manifest:
-            os.fchmod(manifest.fileno(), 0o600)
+        # The manifest is streamed (it grows with the CSV), so it gets its own temp name and rename.
+        manifest_tmp = staging / f".{MANIFEST_FILE}.tmp"
+        manifest_fd = os.open(manifest_tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with open(manifest_fd, "w", encoding="utf-8") as manifest:
             header = {"format": 1, "layout": layout, "encryption": encryption, "size": size}
             manifest.write(json.dumps(header)[:-1] + ', "devices": [\n')
             for device in iter_devices(csv_path, expect_sha256=summary.sha256):
@@ -242,6 +244,7 @@ def write_partitions(
                 if progress is not None:
                     progress(written, summary.devices)
             manifest.write("]}\n")
+        os.rename(manifest_tmp, staging / MANIFEST_FILE)
         if _file_sha256(csv_path) != summary.sha256:
             raise InputError(f"{summary.path}: changed while it was being read; nothing was written, run again")
         # One sync for the whole tree instead of an fsync per file: nothing is visible before the rename.
