@@ -35,6 +35,7 @@ __all__ = [
     "BrokerSettings",
     "Route",
     "build_plugin",
+    "die_with_parent",
     "parse_route",
     "rules_text",
     "run_foreground",
@@ -178,7 +179,7 @@ def _listening_ports() -> set[int]:
     return ports
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: Linux sends SIGTERM when the parent dies, so a killed run leaves no broker."""
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1  # <linux/prctl.h>
@@ -250,7 +251,7 @@ class BrokerProcess:
         config = self._run_dir / "mosquitto.conf"
         config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
         self._process = subprocess.Popen(
-            [mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent
+            [mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.

@@ -20,7 +20,7 @@ import pytest
 from e2e_backend import Backend, select_backend
 
 from provision.atomic import write_private_file
-from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, Route, build_plugin
+from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, Route, build_plugin, die_with_parent
 from provision.broker_certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
 from provision.device_client import DeviceClient, connect_device
@@ -267,7 +267,7 @@ def start_device(
             "--post-period-s", "2",
             "--clock-skew", str(clock_skew_s),
         ]  # fmt: skip
-        device = HostDevice(DuplicateStdoutPopen(msg_queue, command, meta=_meta))
+        device = HostDevice(DuplicateStdoutPopen(msg_queue, command, meta=_meta, preexec_fn=die_with_parent))
         started.append(device)
         return device
 
