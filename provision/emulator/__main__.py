@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import signal
 import sys
@@ -11,11 +12,15 @@ from pathlib import Path
 from provision.emulator.board import EmulatedBoard
 from provision.emulator.rack import load_specs
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m provision.emulator SPECS.json", file=sys.stderr)
         return 2
+    # The boards go when whoever started them goes (Linux: PR_SET_PDEATHSIG), even on SIGKILL.
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     boards = [EmulatedBoard(spec) for spec in load_specs(Path(argv[0]))]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -16,6 +16,7 @@ the whole region at BEGIN, the stub erases each sector just before it first writ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import mmap
 import os
@@ -25,10 +26,13 @@ import threading
 import time
 import zlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from esptool.loader import ESPLoader
 from esptool.targets import CHIP_DEFS
 
+from provision.emulator.app_console import boot_console
+from provision.emulator.rfc2217_link import Rfc2217Link
 from provision.emulator.slip import SlipDecoder, slip_encode
 
 __all__ = ["BoardSpec", "EmulatedBoard", "FlashMemory", "parse_mac"]
@@ -72,6 +76,9 @@ class BoardSpec:
             and stay unplugged (every connection dropped at once) for `unplugged_s` seconds.
         unplugged_s: how long the board stays away after the disconnect fault.
         line_baud: throttle the link to this serial line speed (10 bits per byte); None = no throttle.
+        transport: "socket" (raw TCP, no modem lines: the board sits in download mode) or "rfc2217"
+            (DTR/RTS reach EN/GPIO0: the board runs its application until reset into download mode,
+            and a hard reset boots the application, which prints its console lines).
     """
 
     name: str
@@ -84,6 +91,7 @@ class BoardSpec:
     disconnect_after_bytes: int | None = None
     unplugged_s: float = 12.0
     line_baud: int | None = None
+    transport: str = "socket"
 
 
 class FlashMemory:
@@ -164,6 +172,8 @@ class _Link:
 
     def recv(self) -> bytes:
         data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionResetError("the host closed the port")
         self._rx_free_at = self._pace(self._rx_free_at, len(data))
         return data
 
@@ -197,7 +207,8 @@ class EmulatedBoard:
 
     @property
     def url(self) -> str:
-        return f"socket://127.0.0.1:{self.port}"
+        scheme = "rfc2217" if self.spec.transport == "rfc2217" else "socket"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         self._thread.start()
@@ -226,18 +237,32 @@ class EmulatedBoard:
                 conn.settimeout(0.2)
                 self._run_session(_Link(conn, self.spec.line_baud))
 
-    def _run_session(self, link: _Link) -> None:
-        session = _Session(self.rom)
+    def _run_session(self, raw_link: _Link) -> None:
+        link: Any = raw_link
+        state = {"session": _Session(self.rom), "download": True}
+        if self.spec.transport == "rfc2217":
+            state["download"] = False  # powered on, running whatever the flash holds
+
+            def on_boot(download: bool) -> None:
+                state["session"] = _Session(self.rom)
+                state["download"] = download
+                if not download:
+                    banner = boot_console(self.flash)
+                    with contextlib.suppress(OSError):
+                        link.send(banner)
+
+            link = Rfc2217Link(raw_link, on_boot)
         decoder = SlipDecoder()
         while not self._stop.is_set():
+            session = state["session"]
             try:
                 raw = link.recv()
             except TimeoutError:
                 continue
             except OSError:
                 return
-            if not raw:
-                return
+            if not state["download"]:
+                continue  # the application ignores the flasher's bytes
             for packet in decoder.feed(raw):
                 try:
                     reply = self._handle(session, packet)

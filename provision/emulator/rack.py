@@ -20,7 +20,9 @@ __all__ = ["EmulatedRack", "demo_specs", "load_specs", "write_specs"]
 EMULATED_MAC_PREFIX = "02:e5:00"
 
 
-def demo_specs(count: int, directory: Path, *, chip: str = "esp32", line_baud: int | None = None) -> list[BoardSpec]:
+def demo_specs(
+    count: int, directory: Path, *, chip: str = "esp32", line_baud: int | None = None, transport: str = "socket"
+) -> list[BoardSpec]:
     """Specs for `count` emulated boards with stable MACs, so a rerun meets the same boards again."""
     return [
         BoardSpec(
@@ -29,6 +31,7 @@ def demo_specs(count: int, directory: Path, *, chip: str = "esp32", line_baud: i
             mac=f"{EMULATED_MAC_PREFIX}:00:{(slot + 1) >> 8:02x}:{(slot + 1) & 0xFF:02x}",
             flash_path=str(directory / f"emulated-{slot + 1}.flash.bin"),
             line_baud=line_baud,
+            transport=transport,
         )
         for slot in range(count)
     ]

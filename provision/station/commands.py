@@ -41,6 +41,13 @@ def _int(text: str) -> int:
 @click.option("--ports-watch", is_flag=True, help="Keep flashing each newly plugged board until Ctrl-C.")
 @click.option("--emulate", type=click.IntRange(1, 64), help="Run against N emulated boards (no hardware needed).")
 @click.option("--emulate-chip", default="esp32", show_default=True, help="Chip of the emulated boards.")
+@click.option(
+    "--emulate-link",
+    default="socket",
+    show_default=True,
+    type=click.Choice(["socket", "rfc2217"]),
+    help="rfc2217 carries DTR/RTS: real reset sequences, and --boot-check works.",
+)
 @click.option("--ledger", "ledger_url", help="postgresql://... or a SQLite path (default: <csv stem>.ledger.sqlite).")
 @click.option("--baud", default=460800, show_default=True, type=int, help="Baud rate after the stub is running.")
 @click.option("--layout", default="aliyun", show_default=True, type=click.Choice(["aliyun", "esp-aliyun"]))
@@ -62,6 +69,7 @@ def flash_command(
     ports_watch: bool,
     emulate: int | None,
     emulate_chip: str,
+    emulate_link: str,
     ledger_url: str | None,
     baud: int,
     layout: str,
@@ -117,7 +125,7 @@ def flash_command(
     if emulate:
         rack_dir = csv_path.resolve().with_name(csv_path.stem + ".emulated-boards")
         console.print(f"emulated boards: {emulate} x {emulate_chip}, flash files in {rack_dir}")
-        with EmulatedRack(demo_specs(emulate, rack_dir, chip=emulate_chip)) as rack:
+        with EmulatedRack(demo_specs(emulate, rack_dir, chip=emulate_chip, transport=emulate_link)) as rack:
             from provision.station import Slot
 
             summary = run_line(

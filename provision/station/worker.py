@@ -292,7 +292,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
 
 
 def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:
-    """Reset into the application and wait for a console line that names the device."""
+    """Reset into the application (RTS) and wait for a console line that names the device."""
     esp.hard_reset()
     port = esp._port
     port.timeout = 0.2
@@ -300,10 +300,14 @@ def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:
     seen = b""
     while time.monotonic() < deadline:
         seen = (seen + port.read(256))[-4096:]
-        for line in seen.split(b"\n")[:-1]:
-            if device_name.encode() in line:
-                return
-    raise BoardFailed(f"boot check: no console line naming {device_name} within {timeout_s:g} s")
+        if any(device_name.encode() in line for line in seen.split(b"\n")[:-1]):
+            return
+    hint = (
+        " (a socket:// link carries no reset line: use rfc2217:// or a serial port)"
+        if str(port.port).startswith("socket://")
+        else ""
+    )
+    raise BoardFailed(f"boot check: no console line naming {device_name} within {timeout_s:g} s{hint}")
 
 
 def run_port(slot: Slot, job: StationJob, queue: Queue[Any], parent_pid: int) -> None:

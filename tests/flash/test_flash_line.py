@@ -366,3 +366,58 @@ def test_efuse_steps_need_explicit_confirmation(tmp_path: Path) -> None:
     assert run.code == 3 and "--confirm-efuse-burn" in run.err
     assert set(flash) == {0xFF}
     assert os.path.exists(csv_path)
+
+
+def test_boot_check_over_rfc2217_resets_and_sees_the_device_name(tmp_path: Path, build_dir: Path) -> None:
+    """rfc2217:// carries DTR/RTS: esptool's reset sequence enters download mode, its hard reset boots the
+    (synthetic) application, which prints the connect line naming its DeviceName. (pyserial's RFC 2217
+    client waits ~50 ms per port setting and esptool changes its timeout often, so this board takes ~20 s.)"""
+    csv_path = write_devices(tmp_path / "devices.csv", 3)
+    specs = board_specs(tmp_path / "boards", 1, transport="rfc2217")
+    ledger = str(tmp_path / "b.ledger.sqlite")
+    with EmulatedRack(specs) as rack:
+        assert rack.urls[0].startswith("rfc2217://")
+        run = run_cli(
+            "flash",
+            "--csv",
+            str(csv_path),
+            "--build-dir",
+            str(build_dir),
+            "--ledger",
+            ledger,
+            "--boot-check",
+            "10",
+            "--no-progress",
+            "--report",
+            str(tmp_path / "r"),
+            *_ports(rack),
+        )
+    assert run.code == 0, run.out + run.err
+    assert _report(tmp_path / "r")[0]["result"] == "verified"
+
+
+def test_failed_boot_check_leaves_the_board_unverified(tmp_path: Path, build_dir: Path) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 3)
+    specs = board_specs(tmp_path / "boards", 1)  # socket://: no reset line, the application never starts
+    ledger = str(tmp_path / "b.ledger.sqlite")
+    with EmulatedRack(specs) as rack:
+        run = run_cli(
+            "flash",
+            "--csv",
+            str(csv_path),
+            "--build-dir",
+            str(build_dir),
+            "--ledger",
+            ledger,
+            "--boot-check",
+            "2",
+            "--no-progress",
+            "--report",
+            str(tmp_path / "r"),
+            *_ports(rack),
+        )
+    assert run.code == 1
+    failed = _report(tmp_path / "r")[0]
+    assert "boot check: no console line naming" in str(failed["reason"]) and "rfc2217" in str(failed["reason"])
+    row = {r.mac: r for r in _rows(ledger)}[specs[0].mac]
+    assert row.state == "failed" and row.verified_at is None
