@@ -140,6 +140,11 @@ class SntpResponder:
     def skew_s(self) -> float:
         return self._skew_s
 
+    @skew_s.setter
+    def skew_s(self, value: float) -> None:
+        """Change the skew of later answers (a test suite sets it before each device boots)."""
+        self._skew_s = value
+
     def start(self) -> SntpResponder:
         """Bind and start answering. Raises EnvironmentProblem when the address cannot be bound."""
         if self._sock is not None:

@@ -124,3 +124,10 @@ def test_build_reply_uses_the_given_times() -> None:
     receive, transmit = struct.unpack("!QQ", reply[32:48])
     assert from_ntp_timestamp(receive) == 1000.25
     assert from_ntp_timestamp(transmit) == 1000.75
+
+
+def test_skew_can_change_between_answers(start_responder: StartResponder) -> None:
+    responder = start_responder(skew_s=50.0)
+    assert abs(_query(responder).offset - 50.0) < OFFSET_TOLERANCE_S
+    responder.skew_s = -3600.0
+    assert abs(_query(responder).offset + 3600.0) < OFFSET_TOLERANCE_S
