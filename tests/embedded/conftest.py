@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from e2e_backend import Backend, select_backend
+from e2e_roles import SuiteDevices, console_topics, suite_routes
 
 from provision.atomic import write_private_file
-from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, Route, build_plugin, die_with_parent
+from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
 from provision.broker_certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
 from provision.device_client import DeviceClient, connect_device
@@ -52,17 +53,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
         request.config.getoption("build_dir", default=None),
         request.config.getoption("broker_host", default=None),
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class SuiteDevices:
-    dut: Device
-    console: Device
-    others: tuple[Device, ...]
-
-    @property
-    def all(self) -> tuple[Device, ...]:
-        return (self.dut, self.console, *self.others)
 
 
 def _generated(name: str) -> Device:
@@ -129,31 +119,6 @@ def dut_image(backend: Backend, suite_devices: SuiteDevices, tmp_path_factory) -
     write_private_file(out / "nvs.bin", partitions.nvs)
     write_private_file(out / "nvs_keys.bin", partitions.nvs_keys)
     return DutImage(out / "nvs.bin", ("--nvs-keys", str(out / "nvs_keys.bin")))
-
-
-@dataclasses.dataclass(frozen=True)
-class ConsoleTopics:
-    """The console's own topics the broker forwards to and from the DUT."""
-
-    led: str  # console publishes here -> DUT's /{pk}/{dn}/user/setled
-    property_set: str  # console publishes here -> DUT's /sys/.../thing/service/property/set
-    inbox: str  # DUT's posts and replies arrive under here (filter)
-
-
-def console_topics(devices: SuiteDevices) -> ConsoleTopics:
-    pk, name = devices.console.product_key, devices.console.device_name
-    return ConsoleTopics(f"/{pk}/{name}/user/led", f"/{pk}/{name}/user/property-set", f"/{pk}/{name}/user/inbox/#")
-
-
-def suite_routes(devices: SuiteDevices) -> tuple[Route, ...]:
-    pk, dn = devices.dut.product_key, devices.dut.device_name
-    console = f"/{devices.console.product_key}/{devices.console.device_name}/user"
-    return (
-        Route(f"{console}/led", f"/{pk}/{dn}/user/setled"),
-        Route(f"{console}/property-set", f"/sys/{pk}/{dn}/thing/service/property/set"),
-        Route(f"/sys/{pk}/{dn}/thing/event/property/post", f"{console}/inbox/post"),
-        Route(f"/sys/{pk}/{dn}/thing/service/property/set_reply", f"{console}/inbox/set_reply"),
-    )
 
 
 @pytest.fixture
@@ -249,7 +214,7 @@ def start_device(
 
     def start(*, clock_skew_s: int = 0, nvs: Path | None = None, keys_args: tuple[str, ...] | None = None):
         if not backend.is_host:
-            if clock_skew_s or nvs is not None:
+            if clock_skew_s or nvs is not None or keys_args is not None:
                 pytest.skip(f"{backend.name} backend: this case changes the device's clock or image per test")
             return None
         from pytest_embedded.log import DuplicateStdoutPopen

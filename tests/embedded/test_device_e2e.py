@@ -12,8 +12,8 @@ import re
 import time
 
 import pytest
-from conftest import console_topics
 from e2e_backend import Backend
+from e2e_roles import console_topics
 
 from provision.broker_certs import BrokerCertificates, ensure_certificates, issue_server_certificate
 
@@ -43,12 +43,12 @@ def test_boots_reads_its_triple_syncs_time_connects_and_subscribes(dut, backend,
     dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
 
 
-def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, dut_image, tmp_path):
+def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, tmp_path):
     other_keys = tmp_path / "other_keys.bin"
     from provision.nvs_format import nvs_keys_partition
 
     other_keys.write_bytes(nvs_keys_partition(bytes(range(64))))
-    start_device(nvs=dut_image.nvs if dut_image else None, keys_args=("--nvs-keys", str(other_keys)))
+    start_device(keys_args=("--nvs-keys", str(other_keys)))
     dut.expect(re.compile(rb"aliyun: halted: .*NVS keys do not match"), timeout=backend.timeout(5))
 
 
