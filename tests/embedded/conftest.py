@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import e2e_qemu
 import pytest
 from e2e_backend import Backend, select_backend
 from e2e_roles import SuiteDevices, console_topics, suite_routes
@@ -33,6 +34,10 @@ CONSOLE_NAME = "e2e-console-01"
 HOST_BUILD = REPO_ROOT / "build" / "host"
 HOST_DEVICE = HOST_BUILD / "device" / "aliyun_device"
 
+# QEMU runs: the guest's time source, the suite's SNTP responder (fixtures live in e2e_qemu)
+sntp_responder = e2e_qemu.sntp_responder
+served_clock_skew = e2e_qemu.served_clock_skew
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("aliyun e2e", "end-to-end suite (tests/embedded)")
@@ -44,6 +49,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e_broker(**settings): broker settings for one test (see conftest)")
+    e2e_qemu.register_markers(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    e2e_qemu.deselect_qemu_only(config, items)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    e2e_qemu.report_deselected(terminalreporter, config)
 
 
 @pytest.fixture(scope="session")
@@ -207,6 +221,7 @@ def start_device(
     host_device_binary: Path | None,
     dut_image: DutImage | None,
     suite_certs: BrokerCertificates,
+    served_clock_skew: float,
 ) -> Iterator[StartDevice]:
     """Start the device under test. On the host: one aliyun_device process per call; elsewhere: nothing
     to start (pytest-embedded booted it), and per-run options the backend cannot apply fail loudly."""
@@ -214,7 +229,8 @@ def start_device(
 
     def start(*, clock_skew_s: int = 0, nvs: Path | None = None, keys_args: tuple[str, ...] | None = None):
         if not backend.is_host:
-            if clock_skew_s or nvs is not None or keys_args is not None:
+            # a skew can only be the one the SNTP responder served while the guest booted (e2e_clock_skew)
+            if clock_skew_s != served_clock_skew or nvs is not None or keys_args is not None:
                 pytest.skip(f"{backend.name} backend: this case changes the device's clock or image per test")
             return None
         from pytest_embedded.log import DuplicateStdoutPopen
