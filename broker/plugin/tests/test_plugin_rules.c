@@ -1,0 +1,138 @@
+/* Unit tests of the plugin's pure parts (client id parsing, topic rules, rules file), run under ASan and UBSan
+ * by tests/broker/test_plugin_units.py. Mosquitto itself is not needed: these files include none of it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client_id.h"
+#include "device_rules.h"
+#include "topic_rules.h"
+
+static int failures;
+
+#define CHECK(cond)                                                                                                    \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                                   \
+            failures++;                                                                                                \
+        }                                                                                                              \
+    } while (0)
+
+static void test_client_id(void)
+{
+    client_id_t id;
+    CHECK(client_id_parse("12345|securemode=2,signmethod=hmacsha1,timestamp=789|", &id) == CLIENT_ID_OK);
+    CHECK(strcmp(id.id, "12345") == 0 && id.secure_mode == 2 && id.sign_method == ALIYUN_SIGN_HMACSHA1);
+    CHECK(id.has_timestamp && strcmp(id.timestamp, "789") == 0);
+    CHECK(client_id_parse("a|signmethod=hmacmd5,securemode=3,_v=sdk-c-4.1,lan=C|", &id) == CLIENT_ID_OK);
+    CHECK(!id.has_timestamp && id.secure_mode == 3 && id.sign_method == ALIYUN_SIGN_HMACMD5);
+    CHECK(client_id_parse("a|securemode=-2,signmethod=hmacsha256|", &id) == CLIENT_ID_OK && id.secure_mode == -2);
+    CHECK(client_id_parse("plain", &id) == CLIENT_ID_ERR_NO_EXTENSION);
+    CHECK(client_id_parse("|securemode=2,signmethod=hmacsha1|", &id) == CLIENT_ID_ERR_EMPTY);
+    char long_id[200];
+    memset(long_id, 'c', 65);
+    strcpy(long_id + 65, "|securemode=2,signmethod=hmacsha1|");
+    CHECK(client_id_parse(long_id, &id) == CLIENT_ID_ERR_TOO_LONG);
+    memmove(long_id + 64, long_id + 65, strlen(long_id + 65) + 1);
+    CHECK(client_id_parse(long_id, &id) == CLIENT_ID_OK && strlen(id.id) == 64);
+    CHECK(client_id_parse("a|signmethod=hmacsha1|", &id) == CLIENT_ID_ERR_SECUREMODE);
+    CHECK(client_id_parse("a|securemode=2|", &id) == CLIENT_ID_ERR_SIGNMETHOD);
+    CHECK(client_id_parse("a|securemode=2,signmethod=sha1|", &id) == CLIENT_ID_ERR_SIGNMETHOD);
+    CHECK(client_id_parse("a|securemode=x,signmethod=hmacsha1|", &id) == CLIENT_ID_ERR_SECUREMODE);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1,timestamp=12a|", &id) == CLIENT_ID_ERR_TIMESTAMP);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1,timestamp=123456789012345678901|", &id)
+          == CLIENT_ID_ERR_TIMESTAMP);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1|tail", &id) == CLIENT_ID_ERR_SYNTAX);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1", &id) == CLIENT_ID_ERR_SYNTAX);
+    CHECK(client_id_parse("a|securemode=2,novalue,signmethod=hmacsha1|", &id) == CLIENT_ID_ERR_SYNTAX);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa|", &id)
+          == CLIENT_ID_ERR_SIGNMETHOD);
+    CHECK(client_id_parse(NULL, &id) == CLIENT_ID_ERR_SYNTAX);
+}
+
+static void test_topics(void)
+{
+    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/thing/event/property/post"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/pk/dn/user/setled"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ext/ntp/pk/dn/request"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ext/rrpc/+/sys/pk/dn/thing/service/x"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/#"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn2/x"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk2/dn/x"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/+/+/x"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/pk/dn/x"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/#"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "#"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/pkx/dn/x"));
+    CHECK(!topic_allowed_for_device("pk", "", "/pk//x"));
+
+    CHECK(topic_filter_matches("/a/b", "/a/b"));
+    CHECK(!topic_filter_matches("/a/b", "/a/bc"));
+    CHECK(!topic_filter_matches("/a/b", "/a/b/c"));
+    CHECK(topic_filter_matches("/a/+", "/a/b"));
+    CHECK(!topic_filter_matches("/a/+", "/a/b/c"));
+    CHECK(topic_filter_matches("/a/+/c", "/a/b/c"));
+    CHECK(topic_filter_matches("/a/#", "/a/b/c"));
+    CHECK(topic_filter_matches("/a/#", "/a"));
+    CHECK(topic_filter_matches("#", "/x/y"));
+    CHECK(!topic_filter_matches("/a/+/c", "/a/b/d"));
+}
+
+static void test_rules_file(const char *dir)
+{
+    char path[512];
+    char error[128];
+    device_rules_t rules;
+    snprintf(path, sizeof path, "%s/rules", dir);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    if (f == NULL) {
+        return;
+    }
+    fputs("# comment\n\ndevice\tpk\tdn1\tsecret1\ndevice\tpk\tdn2\tsecret2\nroute\t/pk/dn1/user/+\t/pk/dn2/user/x\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) == 0);
+    CHECK(rules.device_count == 2 && rules.route_count == 1);
+    const device_entry_t *d = device_rules_find(&rules, "pk", "dn2");
+    CHECK(d != NULL && strcmp(d->device_secret, "secret2") == 0);
+    CHECK(device_rules_find(&rules, "pk", "dn3") == NULL);
+    device_rules_free(&rules);
+
+    f = fopen(path, "w");
+    fputs("device\tpk\tdn1\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
+    CHECK(strstr(error, "line 1") != NULL);
+
+    f = fopen(path, "w");
+    fputs("device\tpk\tdn1\t", f);
+    for (int i = 0; i < 200; i++) {
+        fputc('s', f); /* a secret over ALIYUN_AUTH_DEVICE_SECRET_MAX */
+    }
+    fputs("\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
+
+    f = fopen(path, "w");
+    for (int i = 0; i < 2000; i++) {
+        fputc('x', f); /* a line longer than the reader's buffer */
+    }
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
+    remove(path);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
+}
+
+int main(int argc, char **argv)
+{
+    test_client_id();
+    test_topics();
+    test_rules_file(argc > 1 ? argv[1] : ".");
+    if (failures != 0) {
+        fprintf(stderr, "%d check(s) failed\n", failures);
+        return 1;
+    }
+    puts("plugin rules: all checks passed");
+    return 0;
+}
