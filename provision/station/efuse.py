@@ -85,21 +85,40 @@ def check_efuse_plan(esp: Any, plan: EfusePlan) -> None:
             )
 
 
-def _burn(esp: Any, purpose_name: str, key: bytes) -> int:
-    from espefuse.efuse_interface import init_commands
+def _free_key_block(commands: Any) -> int:
+    for block in range(KEY_BLOCKS):
+        unused = commands.efuses[f"KEY_PURPOSE_{block}"].get() == "USER"
+        if unused and commands.efuses[f"BLOCK_KEY{block}"].get_bitstring().uint == 0:
+            return block
+    raise EfuseRefused("no free eFuse key block left")
 
-    purposes = _key_purposes(esp) or []
-    block = purposes.index(0)
-    commands = init_commands(esp=esp, do_not_confirm=True)
+
+def _burn(commands: Any, purpose_name: str, key: bytes) -> int:
+    block = _free_key_block(commands)
     commands.burn_key([f"BLOCK_KEY{block}"], [io.BytesIO(key)], [purpose_name])
     return block
 
 
-def apply_efuse_plan(esp: Any, plan: EfusePlan, hmac_key: bytes | None, *, port: str) -> None:
-    """Burn what `plan` asks for (after check_efuse_plan accepted it). Keys never leave this call."""
-    if plan.burn_hmac_key:
-        if hmac_key is None:
-            raise EfuseRefused("--burn-hmac-key needs --nvs-encryption hmac (the key the NVS image is encrypted with)")
-        _burn(esp, "HMAC_UP", hmac_key)
+def apply_efuse_plan(esp: Any, plan: EfusePlan, hmac_key: bytes | None, *, commands: Any = None) -> list[int]:
+    """Burn what `plan` asks for (after check_efuse_plan accepted it). Keys never leave this call.
+
+    Args:
+        commands: espefuse's command object for the chip (default: opened over `esp`'s connection).
+
+    Returns:
+        the key blocks burned.
+    """
+    if not plan.wanted:
+        return []
+    if plan.burn_hmac_key and hmac_key is None:
+        raise EfuseRefused("--burn-hmac-key needs --nvs-encryption hmac (the key the NVS is encrypted with)")
+    if commands is None:
+        from espefuse.efuse_interface import init_commands
+
+        commands = init_commands(esp=esp, do_not_confirm=True)
+    burned = []
+    if plan.burn_hmac_key and hmac_key is not None:
+        burned.append(_burn(commands, "HMAC_UP", hmac_key))
     if plan.enable_flash_encryption:
-        _burn(esp, "XTS_AES_128_KEY", secrets.token_bytes(32))
+        burned.append(_burn(commands, "XTS_AES_128_KEY", secrets.token_bytes(32)))
+    return burned

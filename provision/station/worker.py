@@ -241,7 +241,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
             if job.build.nvs_keys is None:
                 raise BoardFailed("the NVS is encrypted but the partition table has no nvs_keys partition")
             regions.append(Region(job.build.nvs_keys.label, job.build.nvs_keys.offset, parts.nvs_keys))
-        apply_efuse_plan(esp, job.efuse, parts.hmac_key, port=port)
+        apply_efuse_plan(esp, job.efuse, parts.hmac_key)
         del device, parts
 
         phase = "comparing regions"

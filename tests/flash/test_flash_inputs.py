@@ -154,3 +154,20 @@ def test_flash_with_firmware_table_and_xts_nvs_encryption_decodes_with_its_keys(
     assert secret.encode() not in flash  # encrypted on the board
     plain = run_cli("inspect", str(tmp_path / "nvs.bin"), "--keys", str(tmp_path / "keys.bin"), "--show-secrets")
     assert plain.code == 0 and secret in plain.out and "board-0000" in plain.out
+
+
+def test_efuse_burns_go_through_espefuse_to_free_key_blocks() -> None:
+    """The burning itself, against espefuse's own virtual eFuse controller (no board can be burned here)."""
+    import secrets as random_source
+
+    from espefuse.efuse_interface import init_commands
+
+    from provision.station.efuse import EfusePlan, EfuseRefused, apply_efuse_plan
+
+    commands = init_commands(chip="esp32c3", virt=True, do_not_confirm=True)
+    plan = EfusePlan(burn_hmac_key=True, enable_flash_encryption=True, confirmed=True)
+    burned = apply_efuse_plan(None, plan, random_source.token_bytes(32), commands=commands)
+    purposes = [commands.efuses[f"KEY_PURPOSE_{n}"].get() for n in range(6)]
+    assert burned == [0, 1] and purposes[:3] == ["HMAC_UP", "XTS_AES_128_KEY", "USER"]
+    with pytest.raises(EfuseRefused, match="needs --nvs-encryption hmac"):
+        apply_efuse_plan(None, EfusePlan(burn_hmac_key=True, confirmed=True), None, commands=commands)
