@@ -250,8 +250,12 @@ class BrokerProcess:
         write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
         config = self._run_dir / "mosquitto.conf"
         config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
+        # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
         self._process = subprocess.Popen(
-            [mosquitto, "-c", str(config)], stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+            [mosquitto, "-c", str(config)],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + _START_TIMEOUT_S
         # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
