@@ -421,3 +421,34 @@ def test_failed_boot_check_leaves_the_board_unverified(tmp_path: Path, build_dir
     assert "boot check: no console line naming" in str(failed["reason"]) and "rfc2217" in str(failed["reason"])
     row = {r.mac: r for r in _rows(ledger)}[specs[0].mac]
     assert row.state == "failed" and row.verified_at is None
+
+
+def test_ports_watch_flashes_boards_as_they_arrive_until_interrupted(tmp_path: Path, build_dir: Path) -> None:
+    """The --ports-watch loop: boards handed in one after another are each flashed; Ctrl-C ends the line."""
+    from provision.station import LineOptions, Slot, run_line
+
+    csv_path = write_devices(tmp_path / "devices.csv", 4)
+    specs = board_specs(tmp_path / "boards", 2)
+    with EmulatedRack(specs) as rack:
+        arrivals = [[Slot("bench-slot-1", rack.urls[0])], [], [], [Slot("bench-slot-2", rack.urls[1])]]
+
+        def watch(busy: set[str]) -> list[Slot]:
+            if arrivals:
+                return arrivals.pop(0)
+            if not busy:
+                raise KeyboardInterrupt  # the operator stops the line once the bench is empty
+            return []
+
+        options = LineOptions(
+            csv_path=csv_path,
+            build=load_build(build_dir),
+            ledger_url=str(tmp_path / "w.ledger.sqlite"),
+            report_prefix=tmp_path / "watch",
+            show_progress=False,
+        )
+        summary = run_line(options, [], watch=watch)
+    assert sorted((r.port, r.result) for r in summary.results) == [
+        ("bench-slot-1", "verified"),
+        ("bench-slot-2", "verified"),
+    ]
+    assert [b["port"] for b in _report(tmp_path / "watch")] == ["bench-slot-1", "bench-slot-2"]
