@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import signal
 import socket
 import ssl
@@ -86,9 +87,13 @@ def test_the_cli_refuses_a_bad_route_and_starts_nothing(devices_csv, tmp_path, c
     assert not (tmp_path / "c").exists()
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize(
+    ("stop_signal", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGINT, False), (signal.SIGINT, True)],
+    ids=["sigterm", "sigint", "ctrl-c-to-the-terminal-group"],
+)
 def test_the_broker_runs_in_the_foreground_and_stops_cleanly(
-    stop_signal, devices_csv, devices, tmp_path, broker_plugin
+    stop_signal, to_group, devices_csv, devices, tmp_path, broker_plugin
 ):
     cert_dir = tmp_path / "certs"
     process = subprocess.Popen(
@@ -109,6 +114,7 @@ def test_the_broker_runs_in_the_foreground_and_stops_cleanly(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # a process group of its own, as a shell gives a foreground job
     )
     try:
         seen = []
@@ -124,7 +130,10 @@ def test_the_broker_runs_in_the_foreground_and_stops_cleanly(
         assert (run_dir / "rules").exists(), "the rules file exists while the broker runs"
         assert oct((run_dir / "rules").stat().st_mode & 0o777) == "0o600"
         time.sleep(0.2)
-        process.send_signal(stop_signal)
+        if to_group:
+            os.killpg(process.pid, stop_signal)
+        else:
+            process.send_signal(stop_signal)
         output, _ = process.communicate(timeout=10)
     finally:
         if process.poll() is None:
