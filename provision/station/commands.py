@@ -88,6 +88,7 @@ def flash_command(
     """Provision every board on the line: claim a triple per MAC, write, verify, report."""
     from rich.console import Console
 
+    from provision.credentials import load_devices
     from provision.emulator import EmulatedRack, demo_specs
     from provision.station import (
         EfusePlan,
@@ -103,6 +104,7 @@ def flash_command(
 
     if emulate and (ports or ports_watch):
         raise InputError("--emulate: runs its own boards; leave out --port and --ports-watch")
+    load_devices(csv_path)  # a bad file stops here, before any board (emulated ones included) exists
     build = (
         load_build(build_dir, nvs_label=nvs_partition)
         if build_dir

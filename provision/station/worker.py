@@ -143,7 +143,7 @@ def _short(exc: BaseException) -> str:
 class _QueueLogger:
     """esptool logger that forwards write progress to the station and keeps the last lines for errors."""
 
-    def __init__(self, emit: Any) -> None:
+    def __init__(self) -> None:
         from esptool.logger import TemplateLogger
 
         outer = self
@@ -199,7 +199,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
     cpu_started = time.process_time()
     port = slot.name
     result = BoardResult(port=port)
-    qlog = _QueueLogger(emit)
+    qlog = _QueueLogger()
     log.set_logger(qlog.logger)
     ledger = None
     claim = None

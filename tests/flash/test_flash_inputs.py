@@ -171,3 +171,12 @@ def test_efuse_burns_go_through_espefuse_to_free_key_blocks() -> None:
     assert burned == [0, 1] and purposes[:3] == ["HMAC_UP", "XTS_AES_128_KEY", "USER"]
     with pytest.raises(EfuseRefused, match="needs --nvs-encryption hmac"):
         apply_efuse_plan(None, EfusePlan(burn_hmac_key=True, confirmed=True), None, commands=commands)
+
+
+def test_bad_csv_with_emulate_creates_no_board(tmp_path: Path) -> None:
+    csv_path = tmp_path / "devices.csv"
+    csv_path.write_text("ProductKey,DeviceName,DeviceSecret\na1TestProd9,ok-1,short\n")
+    run = run_cli("flash", "--csv", str(csv_path), "--emulate", "2")
+    assert run.code == 3 and "devices.csv:2: DeviceSecret" in run.err
+    made = [p.name for p in tmp_path.iterdir() if p.name.startswith("devices") and p.name != "devices.csv"]
+    assert made == [], "no ledger, emulated board or report may exist"
