@@ -156,7 +156,10 @@ def run_line(
     tasks: dict[str, Any] = {}
     overall = progress.add_task("all boards", total=max(len(slots), 1), stage="")
     if not options.build.has_application:
-        console.print(f"no --build-dir: writing only the per-device partitions ({options.build.source})")
+        console.print(
+            f"no --build-dir: writing only the per-device partitions "
+            f"(NVS at {options.build.nvs.offset:#x}, no application image)"
+        )
 
     def start(slot: Slot) -> None:
         process = ctx.Process(target=run_port, args=(slot, job, events, os.getpid()), name=f"board {slot.name}")

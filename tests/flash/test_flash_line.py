@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -291,10 +292,16 @@ def test_chip_that_does_not_match_the_build_is_failed_and_gets_no_triple(tmp_pat
 
 
 def test_emulate_runs_the_whole_line_without_hardware(tmp_path: Path) -> None:
-    """The README's first command, on a copy of examples/devices.csv so the repository stays clean."""
+    """The README's first command as written, on a copy of examples/devices.csv so the repository stays clean."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first = next(line for line in readme.splitlines() if line.startswith("scripts/setup && "))
+    program, *args = shlex.split(first.split(" && ", 1)[1])
+    assert program == ".venv/bin/provision"
     csv_path = tmp_path / "devices.csv"
     csv_path.write_bytes((REPO / "examples" / "devices.csv").read_bytes())
-    run = run_cli("flash", "--csv", str(csv_path), "--emulate", "4")
+    args[args.index("--csv") + 1] = str(csv_path)
+    assert args == ["flash", "--csv", str(csv_path), "--emulate", "4"]
+    run = run_cli(*args)
     assert run.code == 0, run.out + run.err
     assert "writing only the per-device partitions" in run.out
     report = json.loads((tmp_path / "devices-flash-report.json").read_text())

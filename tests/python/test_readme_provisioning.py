@@ -1,5 +1,5 @@
-"""The README's first command (minus scripts/setup, which the test run itself went through) and the
-commands of its provisioning section, run as written from a scratch copy of the working directory."""
+"""The commands of the README's provisioning section, run as written from a scratch copy of the working
+directory. (The README's first command, the factory line, is run by tests/flash/test_flash_line.py.)"""
 
 from __future__ import annotations
 
@@ -23,18 +23,6 @@ def scratch(tmp_path: Path) -> Path:
 
 def run(command: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-c", command], cwd=cwd, capture_output=True, text=True, env=env, timeout=120)
-
-
-def test_first_command_checks_and_generates_the_sample(tmp_path: Path) -> None:
-    first = next(line for line in README.splitlines() if line.startswith("scripts/setup && "))
-    work = scratch(tmp_path)
-    for step in first.split(" && ")[1:]:
-        done = run(step, work)
-        assert done.returncode == 0, (step, done.stderr)
-    out = work / "out" / "nvs"
-    devices = sorted(p.name for p in out.iterdir() if p.is_dir())
-    assert devices == [f"esp32-demo-00{i}" for i in range(1, 9)]
-    assert all((out / name / "nvs_keys.bin").stat().st_size == 4096 for name in devices)
 
 
 def section_commands() -> list[str]:
