@@ -205,6 +205,7 @@ def write_partitions(
     _check_out_dir(out, force)
 
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
     staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     staging.mkdir(mode=PRIVATE_DIR_MODE)
     written = 0
@@ -262,6 +263,21 @@ def _file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _remove_leftovers(out: Path) -> list[Path]:
+    """Delete staging and swapped-out directories that a killed run (SIGKILL, power loss) left beside OUT.
+
+    They hold per-device keys, so they must not outlive the run that made them; the next run over the same
+    OUT is the first moment anyone can clean them up. Returns what was removed.
+    """
+    removed = []
+    for pattern in (f".{out.name}.partial-*", f".{out.name}.old-*"):
+        for leftover in out.parent.glob(pattern):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+                removed.append(leftover)
+    return removed
 
 
 def _swap_in(staging: Path, out: Path) -> None:

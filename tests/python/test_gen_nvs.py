@@ -5,8 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import secrets
+import signal
 import stat
 import struct
+import subprocess
+import sys
+import time
 import zlib
 from pathlib import Path
 from types import SimpleNamespace
@@ -284,3 +289,40 @@ def test_csv_changed_during_generation_writes_nothing(csv_file: Path, monkeypatc
         gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
     assert caught.value.lines == ("devices.csv: changed while it was being read; nothing was written, run again",)
     assert tree(csv_file.parent) == ["devices.csv"]
+
+
+def test_a_killed_run_leaves_keys_that_the_next_run_removes(in_tmp: Path) -> None:
+    """SIGKILL gives no chance to clean up: the staging directory (with keys) stays until the next run."""
+    rows = [f"a1TestPK001,kill-{n:05d},{secrets.token_hex(16)},cn-shanghai" for n in range(3000)]
+    write_csv(in_tmp, [HEADER, *rows])
+    child = subprocess.Popen(
+        [sys.executable, "-m", "provision.cli", "gen-nvs", "--csv", "devices.csv", "--out", "o", "--encrypt"],
+        cwd=in_tmp,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(in_tmp.glob(".o.partial-*/kill-0000*/nvs_keys.bin")):
+            assert child.poll() is None, "gen-nvs finished before it could be killed: make the CSV larger"
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert list(in_tmp.glob(".o.partial-*")), "the killed run left no staging directory"
+    assert not (in_tmp / "o").exists()
+
+    assert gen_nvs.write_partitions("devices.csv", "o", encryption="xts").devices == 3000
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["devices.csv", "o"]
+
+
+def test_leftovers_of_a_swap_cut_short_are_removed(csv_file: Path) -> None:
+    """Killed between its two renames, a run leaves both the old output and the new staging beside OUT."""
+    for leftover in (".o.partial-0badc0de", ".o.old-0badc0de"):
+        (csv_file.parent / leftover / "dev-0001").mkdir(parents=True)
+        (csv_file.parent / leftover / "dev-0001" / "nvs_keys.bin").write_bytes(b"\x00" * 4096)
+    (csv_file.parent / ".other.partial-0badc0de").mkdir()
+    gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
+    assert sorted(p.name for p in csv_file.parent.iterdir()) == [".other.partial-0badc0de", "devices.csv", "o"]
