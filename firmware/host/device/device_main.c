@@ -80,6 +80,7 @@ typedef struct {
     queued_event_t queue[QUEUE_LENGTH];
     unsigned queue_head;
     unsigned queue_count;
+    bool disconnect_reported; /* for the current session */
 } host_t;
 
 static host_t s_host;
@@ -243,12 +244,27 @@ static void on_connect(struct mosquitto *mosq, void *ctx, int rc)
     }
 }
 
+/* Once per session: the core hears of its end, and a certificate refusal is named (the TLS handshake may
+ * finish inside mosquitto_loop, after mosquitto_connect returned). */
+static void report_disconnect(void)
+{
+    if (s_host.disconnect_reported) {
+        return;
+    }
+    s_host.disconnect_reported = true;
+    const char *verify = host_tls_take_verify_error();
+    if (verify != NULL) {
+        printf("host: tls: server certificate rejected: %s\n", verify);
+    }
+    (void)enqueue(ALINK_EV_MQTT_DISCONNECTED);
+}
+
 static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc)
 {
     (void)mosq;
     (void)ctx;
     (void)rc;
-    (void)enqueue(ALINK_EV_MQTT_DISCONNECTED);
+    report_disconnect();
 }
 
 static void on_subscribe(struct mosquitto *mosq, void *ctx, int mid, int qos_count, const int *granted_qos)
@@ -295,6 +311,7 @@ static void mqtt_close(void)
 static void mqtt_connect(const alink_action_t *a)
 {
     mqtt_close();
+    s_host.disconnect_reported = false;
     const char *host = a->u.connect.host;
     int port = s_host.options.port > 0 ? (int)s_host.options.port : (int)a->u.connect.port;
     char why[160];
@@ -327,19 +344,16 @@ static void mqtt_connect(const alink_action_t *a)
         rc = mosquitto_connect(s_host.mosq, host, port, (int)a->u.connect.keepalive_s);
     }
     if (rc != MOSQ_ERR_SUCCESS) {
-        const char *verify = host_tls_take_verify_error();
-        if (verify != NULL) {
-            printf("host: tls: server certificate rejected: %s\n", verify);
-        } else if (rc == MOSQ_ERR_ERRNO) {
+        if (rc == MOSQ_ERR_ERRNO) {
             printf("host: mqtt: %s:%d: %s\n", host, port, strerror(errno));
-        } else {
+        } else if (rc != MOSQ_ERR_TLS) {
             printf("host: mqtt: %s:%d: %s\n", host, port, mosquitto_strerror(rc));
         }
         if (s_host.mosq != NULL) {
             mosquitto_destroy(s_host.mosq);
             s_host.mosq = NULL;
         }
-        (void)enqueue(ALINK_EV_MQTT_DISCONNECTED);
+        report_disconnect();
     }
 }
 
@@ -603,11 +617,8 @@ int main(int argc, char **argv)
     while (!s_stop) {
         if (s_host.mosq != NULL) {
             int rc = mosquitto_loop(s_host.mosq, (int)TICK_MS, 1);
-            if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST) {
-                /* the callback has queued the disconnect already when there was a session */
-                if (s_host.queue_count == 0) {
-                    (void)enqueue(ALINK_EV_MQTT_DISCONNECTED);
-                }
+            if (rc != MOSQ_ERR_SUCCESS) { /* the session is over, whatever ended it */
+                report_disconnect();
                 mosquitto_destroy(s_host.mosq);
                 s_host.mosq = NULL;
             }
