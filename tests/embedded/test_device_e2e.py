@@ -149,7 +149,8 @@ def test_broker_restart_reconnects_within_the_backoff_bound_and_resubscribes(dut
     broker.start()  # same port, as a real endpoint comes back
     restarted = time.monotonic()
     dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(5) + backend.backoff_cap_ms / 1000)
-    assert time.monotonic() - restarted <= backend.backoff_cap_ms / 1000 + backend.timeout(1)
+    # the pending delay is at most the cap; the rest is one TLS connect, with room for a loaded CI machine
+    assert time.monotonic() - restarted <= backend.backoff_cap_ms / 1000 + backend.timeout(2)
     dut.expect(re.compile(rb"aliyun: subscribed /sys/\S+/thing/service/property/set"), timeout=backend.timeout(5))
     dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
 
