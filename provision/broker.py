@@ -1,7 +1,8 @@
 """`provision broker`: Mosquitto with the aliyun_broker_auth plugin, a local stand-in for Aliyun's MQTT endpoint.
 
 A run makes a private temporary directory (0700) holding the Mosquitto config and the plugin's rules file
-(device secrets, 0600); both are deleted when the broker stops. Certificates live in the cert dir and are
+(device secrets, 0600). The rules file is deleted as soon as the listeners are up (the plugin has read it by
+then), the directory when the broker stops. Certificates live in the cert dir and are
 kept across runs (see broker_certs).
 """
 
@@ -268,6 +269,9 @@ class BrokerProcess:
                     *self.log_tail(),
                 )
             time.sleep(0.01)
+        # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once the ports
+        # listen the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
+        rules.unlink()
 
     def log_tail(self, lines: int = 5) -> list[str]:
         if self.log_file is None or not self.log_file.is_file():
