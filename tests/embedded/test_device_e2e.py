@@ -29,6 +29,7 @@ def _online(dut, backend: Backend) -> None:
 def test_boots_reads_its_triple_syncs_time_connects_and_subscribes(dut, backend, start_device, suite_devices):
     start_device()
     pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
+    dut.expect_exact(f"aliyun: triple loaded: {dn}&{pk}", timeout=backend.timeout(ONLINE_S))
     dut.expect_exact("aliyun: network up", timeout=backend.timeout(ONLINE_S))
     dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
     # the client id and username come from the decrypted image; the broker accepting the signature proves

@@ -227,6 +227,10 @@ static void go_online(void)
 static void test_start_up_to_online(void **state)
 {
     (void)state;
+    /* init names the device it read, never its secret, and does nothing else yet */
+    assert_int_equal(fx.rec.count, 1);
+    LOGGED(0, "aliyun: triple loaded: dev1&a1pk");
+    assert_null(strstr(fx.rec.actions[0].text, SECRET));
     size_t at = simple(ALINK_EV_NET_UP);
     LOGGED(at, "aliyun: network up");
     LOGGED(at, "aliyun: waiting for time sync");

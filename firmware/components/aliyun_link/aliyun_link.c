@@ -450,6 +450,9 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
     core->emit_ctx = emit_ctx;
     core->next_message_id = 1;
     core->state = ALINK_STATE_WAIT_NETWORK;
+    /* Proof for the serial log that the triple was read (and decrypted) before any network exists;
+     * the username form names the device without the secret. */
+    log_line(core, "aliyun: triple loaded: %s&%s", cfg->device_name, cfg->product_key);
     return ALINK_OK;
 }
 

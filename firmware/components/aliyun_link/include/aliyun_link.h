@@ -14,6 +14,7 @@
  *   Offline too long: RESTART_NETWORK once per outage, then REBOOT.
  *
  * Log lines (ALINK_ACT_LOG; text without newline, identical on every platform; tests expect them):
+ *   aliyun: triple loaded: <dn>&<pk>         (from alink_init: the shell read a valid triple)
  *   aliyun: network up                       aliyun: network lost
  *   aliyun: waiting for time sync            aliyun: time synced
  *   aliyun: time sync overdue: not connecting with an unset clock
