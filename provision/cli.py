@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from provision import __version__
-from provision.errors import EXIT_OK, ProvisionError
+from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
 from provision.station.commands import flash_command, ledger_group
 
 __all__ = ["cli", "main"]
@@ -218,6 +218,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except OSError as exc:
+        # The OS refused a path the user named (--out in a missing or read-only place, a full disk): that is
+        # one line naming the path, not a traceback. Paths and strerror carry no secret.
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        click.echo(f"{where}{exc.strerror or exc}", err=True)
+        return EXIT_ENVIRONMENT
     return EXIT_OK
 
 

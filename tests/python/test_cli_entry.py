@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 import pytest
 
 from provision import __version__, cli
-from provision.errors import EXIT_BAD_INPUT, InputError
+from provision.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, InputError
 
 
 def test_version_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
@@ -30,3 +32,17 @@ def test_expected_failure_is_lines_on_stderr_and_its_exit_code(capsys: pytest.Ca
 
 def test_unknown_flag_is_a_usage_error() -> None:
     assert cli.main(["--no-such-flag"]) == click.UsageError.exit_code
+
+
+def test_an_unwritable_output_path_is_one_line_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = tmp_path / "devices.csv"
+    csv_path.write_text("ProductKey,DeviceName,DeviceSecret\na1Sample0PK,dev-0001,abcdefghijklmnopqrstuvwxyz012345\n")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "nvs"  # its parent is a file, so it cannot be created
+    assert cli.main(["gen-nvs", "--csv", str(csv_path), "--out", str(out)]) == EXIT_ENVIRONMENT
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"{blocker}: ")
+    assert not list(tmp_path.glob(".nvs.*"))
