@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from provision.errors import InputError
 from provision.ledger.base import SqlLedger, schema
 
 __all__ = ["SqliteLedger"]
@@ -22,12 +23,16 @@ class SqliteLedger(SqlLedger):
         self.description = f"sqlite:{path}"
         # isolation_level=None: this class issues BEGIN IMMEDIATE itself, so the write lock is taken
         # before the first read of a claim and two processes never pick the same free row.
-        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        with self._transaction() as cur:
-            for statement in schema("INTEGER PRIMARY KEY AUTOINCREMENT"):
-                cur.execute(statement)
+        try:
+            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._transaction() as cur:
+                for statement in schema("INTEGER PRIMARY KEY AUTOINCREMENT"):
+                    cur.execute(statement)
+        except sqlite3.DatabaseError as exc:
+            # --ledger pointing at another file or an unreachable place is bad input, not a crash.
+            raise InputError(f"{path}: not a usable SQLite ledger ({exc})") from None
         path.chmod(0o600)
 
     @contextlib.contextmanager

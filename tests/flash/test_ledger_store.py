@@ -154,3 +154,11 @@ def test_concurrent_claims_never_share_a_triple(ledger_url: str, tmp_path: Path)
     rows = ledger.rows()
     ledger.close()
     assert {r.device_name: r.mac for r in rows} == dict(claims)
+
+
+def test_a_file_that_is_not_a_ledger_is_refused_in_one_line(tmp_path: Path) -> None:
+    not_a_ledger = write_devices(tmp_path / "a.csv", 1)
+    with pytest.raises(InputError, match="not a usable SQLite ledger"):
+        open_ledger(str(not_a_ledger))
+    with pytest.raises(InputError, match="not a usable SQLite ledger"):
+        open_ledger(str(tmp_path / "missing-dir" / "x.ledger.sqlite"))
