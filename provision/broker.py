@@ -247,28 +247,33 @@ class BrokerProcess:
         if taken:
             raise EnvironmentProblem(f"port {min(taken)} is already in use: choose another with --port/--tcp-port")
         self._run_dir = Path(tempfile.mkdtemp(prefix="provision-broker-"))
-        rules = self._run_dir / "rules"
-        write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
-        config = self._run_dir / "mosquitto.conf"
-        config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
-        # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
-        self._process = subprocess.Popen(
-            [mosquitto, "-c", str(config)],
-            stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
-        while not ports <= _listening_ports():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                code = self._process.poll()
-                self.stop()
-                raise EnvironmentProblem(
-                    f"mosquitto did not start on {self.settings.host}:{tls_port} (exit status {code})",
-                    *self.log_tail(),
-                )
-            time.sleep(0.01)
+        try:
+            rules = self._run_dir / "rules"
+            write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
+            config = self._run_dir / "mosquitto.conf"
+            config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
+            # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
+            self._process = subprocess.Popen(
+                [mosquitto, "-c", str(config)],
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+                start_new_session=True,
+            )
+            deadline = time.monotonic() + _START_TIMEOUT_S
+            # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
+            while not ports <= _listening_ports():
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    code = self._process.poll()
+                    raise EnvironmentProblem(
+                        f"mosquitto did not start on {self.settings.host}:{tls_port} (exit status {code})",
+                        *self.log_tail(),
+                    )
+                time.sleep(0.01)
+        except BaseException:
+            # A failed start (exec error, Ctrl-C while waiting, no listen) must not leave the secrets file:
+            # a context-manager caller never reaches __exit__ when __enter__ raises.
+            self.stop()
+            raise
         # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once the ports
         # listen the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
         rules.unlink()

@@ -168,3 +168,23 @@ def test_the_broker_log_holds_no_secret_or_password(broker, broker_certs, device
     assert device.device_name in log  # the log is the real one
     assert device.device_secret not in log
     assert password not in log
+
+
+def test_a_start_that_fails_before_mosquitto_listens_leaves_no_secrets_file(
+    broker_plugin, broker_certs, devices, tmp_path, monkeypatch
+):
+    import provision.broker as broker_module
+    from provision.broker import BrokerProcess, BrokerSettings
+
+    run_root = tmp_path / "runs"
+    run_root.mkdir()
+    monkeypatch.setattr(broker_module.tempfile, "tempdir", str(run_root))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # Ctrl-C between writing the rules file and Mosquitto reading it
+
+    monkeypatch.setattr(broker_module.subprocess, "Popen", interrupted)
+    settings = BrokerSettings(devices=devices, certs=broker_certs, port=0, plugin=broker_plugin)
+    with pytest.raises(KeyboardInterrupt), BrokerProcess(settings):
+        pass
+    assert list(run_root.iterdir()) == [], "the run directory with the secrets file is removed"
