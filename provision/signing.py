@@ -53,6 +53,9 @@ SECURE_MODE_PORTS: Final = {2: 8883, 3: 1883}
 # The platform documents clientId as at most 64 characters; `|`, `,` and `=` delimit the extension, `&`
 # the username, so only letters, digits and `-_.:@` are let through.
 CLIENT_ID_MAX: Final = 64
+# The firmware core and the broker plugin hold a timestamp in 20 decimal digits (a uint64's width,
+# ALIYUN_AUTH_TIMESTAMP_MAX): a longer one would sign here and be refused by both.
+TIMESTAMP_DIGITS_MAX: Final = 20
 CLIENT_ID_RE: Final = re.compile(r"[A-Za-z0-9\-_.:@]+")
 DEVICE_NAME_RE: Final = re.compile(r"[A-Za-z0-9\-_@.:]{4,32}")
 PRODUCT_KEY_RE: Final = re.compile(r"[\x21-\x7e]+")
@@ -171,6 +174,8 @@ def sign(
     resolved = now_ms() if isinstance(timestamp, Now) else timestamp
     if resolved is not None and resolved < 0:
         problems.append(f"timestamp: {resolved} is negative")
+    elif resolved is not None and len(str(resolved)) > TIMESTAMP_DIGITS_MAX:
+        problems.append(f"timestamp: {len(str(resolved))} digits, at most {TIMESTAMP_DIGITS_MAX} are accepted")
     if problems or digest is None or port is None:
         raise InputError(*problems)
 
