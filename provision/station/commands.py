@@ -49,7 +49,9 @@ def _int(text: str) -> int:
     help="rfc2217 carries DTR/RTS: real reset sequences, and --boot-check works.",
 )
 @click.option("--ledger", "ledger_url", help="postgresql://... or a SQLite path (default: <csv stem>.ledger.sqlite).")
-@click.option("--baud", default=460800, show_default=True, type=int, help="Baud rate after the stub is running.")
+@click.option(
+    "--baud", default=460800, show_default=True, type=click.IntRange(min=1), help="Baud rate after the stub is running."
+)
 @click.option("--layout", default="aliyun", show_default=True, type=click.Choice(["aliyun", "esp-aliyun"]))
 @click.option("--nvs-encryption", default="none", show_default=True, type=click.Choice(["none", "xts", "hmac"]))
 @click.option("--nvs-partition", help="Label of the data/nvs partition for the credentials (default: fctry, else nvs).")

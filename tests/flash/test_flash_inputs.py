@@ -180,3 +180,12 @@ def test_bad_csv_with_emulate_creates_no_board(tmp_path: Path) -> None:
     assert run.code == 3 and "devices.csv:2: DeviceSecret" in run.err
     made = [p.name for p in tmp_path.iterdir() if p.name.startswith("devices") and p.name != "devices.csv"]
     assert made == [], "no ledger, emulated board or report may exist"
+
+
+@pytest.mark.parametrize("baud", ["0", "-5"])
+def test_a_baud_rate_that_is_not_positive_is_refused_before_any_board(tmp_path: Path, baud: str) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 1)
+    run = run_cli("flash", "--csv", str(csv_path), "--emulate", "1", "--baud", baud)
+    assert run.code == 2 and "--baud" in run.err
+    made = [p.name for p in tmp_path.iterdir() if p.name.startswith("devices") and p.name != "devices.csv"]
+    assert made == [], "no ledger, emulated board or report may exist"
