@@ -13,9 +13,11 @@ Prints:
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import queue
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,6 +108,8 @@ def main() -> int:
     device_bin = build_device()
     plugin = build_plugin()
     work = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
+    # It holds the plaintext NVS image and its keys: gone on every way out (an error, Ctrl-C, the end).
+    atexit.register(shutil.rmtree, work, ignore_errors=True)
     dut = Device("a1BenchPK00", "bench-lamp-01", secrets.token_hex(16), None, None, 0)
     partitions = build_partition(dut, encryption="xts")
     assert partitions.nvs_keys is not None
