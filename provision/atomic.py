@@ -10,21 +10,18 @@ import contextlib
 import os
 import tempfile
 
-__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "write_private_file"]
+__all__ = ["PRIVATE_DIR_MODE", "PRIVATE_FILE_MODE", "create_private_file", "write_private_file"]
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
 
 
-def write_private_file(
-    path: str | os.PathLike[str], data: bytes, *, durable: bool = True, mode: int = PRIVATE_FILE_MODE
-) -> None:
+def write_private_file(path: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
     """Write `data` to `path` atomically with mode 0600.
 
     Args:
         path: destination; its directory must exist.
         data: the whole content.
-        durable: fsync before the rename; a caller that syncs a whole tree once passes False.
         mode: permission bits; 0600 unless the content is public (a generated header).
     """
     # Plain strings, not Path: pathlib interns every path part it parses, which would grow with each device.
@@ -35,11 +32,22 @@ def write_private_file(
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
-            if durable:
-                out.flush()
-                os.fsync(out.fileno())
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def create_private_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create a new file (it must not exist) with mode 0600 from the first byte, without fsync or rename.
+
+    Only for a private staging directory that is published as a whole by one rename after one sync: the
+    directory rename is what makes the output all-or-nothing, and a temp file + rename per file would double
+    the metadata work (gen-nvs writes three files per device).
+    """
+    fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)

@@ -23,7 +23,7 @@ from typing import Final, Literal
 from esp_idf_nvs_partition_gen import nvs_partition_gen as nvs_gen
 
 from provision import nvs_format as fmt
-from provision.atomic import PRIVATE_DIR_MODE, write_private_file
+from provision.atomic import PRIVATE_DIR_MODE, create_private_file
 from provision.credentials import Device, check_devices, iter_devices
 from provision.errors import InputError
 
@@ -187,8 +187,9 @@ def write_partitions(
     """Validate the CSV, then write `OUT/<DeviceName>/nvs.bin` (+ nvs_keys.bin or hmac_key.bin) per device
     and `OUT/manifest.json` (files, sizes, SHA-256; no secret).
 
-    Everything is built in a hidden sibling staging directory (mode 0700, files 0600 written by temp file +
-    rename) and swapped in at the end, so a failure or interrupt leaves OUT as it was and no key behind.
+    Everything is built in a hidden sibling staging directory (mode 0700, files created 0600) and renamed
+    into place at the end, so a failure or interrupt leaves OUT as it was and no key behind; leftovers of a
+    killed run are removed by the next one.
     Devices are streamed from the CSV: memory does not grow with the number of devices beyond the
     duplicate index of the validation pass.
 
@@ -233,7 +234,7 @@ def write_partitions(
                 if parts.hmac_key is not None:
                     files.append((HMAC_KEY_FILE, parts.hmac_key))
                 for name, data in files:
-                    write_private_file(os.path.join(device_dir, name), data, durable=False)
+                    create_private_file(os.path.join(device_dir, name), data)
                 record = {
                     "device_name": device.device_name,
                     "product_key": device.product_key,
