@@ -68,6 +68,20 @@ def _ledger_url(options: LineOptions) -> str:
     return str(default_ledger_path(options.csv_path).resolve())
 
 
+def _report_prefix(options: LineOptions) -> Path:
+    return options.report_prefix or options.csv_path.with_name(options.csv_path.stem + "-flash-report")
+
+
+def _check_report_location(prefix: Path) -> None:
+    """The report is written after the last board: a place it cannot go must stop the line before the first."""
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--report {prefix}: cannot create {exc.filename}: {exc.strerror}") from None
+    if not os.access(prefix.parent, os.W_OK | os.X_OK):
+        raise InputError(f"--report {prefix}: {prefix.parent} is not writable")
+
+
 def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
     """Validate inputs and import the device file into the ledger; touches no board.
 
@@ -88,6 +102,7 @@ def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
     if options.efuse.wanted and not options.efuse.confirmed:
         raise InputError("eFuse burning is permanent: add --confirm-efuse-burn to allow it")
     devices = load_devices(options.csv_path)
+    _check_report_location(_report_prefix(options))
     digest = hashlib.sha256(options.csv_path.read_bytes()).hexdigest()
     url = _ledger_url(options)
     ledger = open_ledger(url, options.csv_path)
@@ -222,6 +237,7 @@ def run_line(
         except KeyboardInterrupt:
             if watch is None:
                 raise
-    prefix = options.report_prefix or options.csv_path.with_name(options.csv_path.stem + "-flash-report")
-    report_csv, report_json = write_report(done, prefix, ledger=ledger_description, station=options.station)
+    report_csv, report_json = write_report(
+        done, _report_prefix(options), ledger=ledger_description, station=options.station
+    )
     return LineSummary(tuple(done), report_csv, report_json, ledger_description, imported)

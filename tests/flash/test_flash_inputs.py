@@ -189,3 +189,16 @@ def test_a_baud_rate_that_is_not_positive_is_refused_before_any_board(tmp_path: 
     assert run.code == 2 and "--baud" in run.err
     made = [p.name for p in tmp_path.iterdir() if p.name.startswith("devices") and p.name != "devices.csv"]
     assert made == [], "no ledger, emulated board or report may exist"
+
+
+def test_a_report_path_that_cannot_be_written_stops_the_line_before_any_board(tmp_path: Path) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 1)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    run = run_cli(
+        "flash", "--csv", str(csv_path), "--port", "socket://127.0.0.1:9", "--report", str(blocker / "r" / "line")
+    )
+    assert run.code == 3 and run.err.startswith(f"--report {blocker}/r/line: cannot create ")
+    assert len(run.err.splitlines()) == 1
+    made = [p.name for p in tmp_path.iterdir() if p.name.startswith("devices") and p.name != "devices.csv"]
+    assert made == [], "no ledger and no board: the line never started"
