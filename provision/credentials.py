@@ -107,11 +107,19 @@ def _printable_problem(value: str, lengths: tuple[int, int]) -> str | None:
     return None
 
 
-def _device_name_problem(value: str) -> str | None:
+DEVICE_NAME_RULE = "4-32 characters of A-Z a-z 0-9 - _ @ . :"
+
+
+def device_name_problem(value: str) -> str | None:
+    """Why `value` is not a DeviceName, or None. Never echoes it: a secret pasted into the wrong column
+    would otherwise end up in an error line."""
     if not value:
         return "empty"
     if DEVICE_NAME_RE.fullmatch(value) is None:
-        return f"{value!r} must be 4-32 characters of A-Z a-z 0-9 - _ @ . :"
+        for position, char in enumerate(value, start=1):
+            if DEVICE_NAME_RE.fullmatch(char * 4) is None:
+                return f"character {position} is not allowed: must be {DEVICE_NAME_RULE}"
+        return f"{len(value)} characters: must be {DEVICE_NAME_RULE}"
     return None
 
 
@@ -266,7 +274,7 @@ class _Scan:
 
         checks = (
             (PRODUCT_KEY, _printable_problem(product_key, PRODUCT_KEY_LENGTHS)),
-            (DEVICE_NAME, _device_name_problem(device_name)),
+            (DEVICE_NAME, device_name_problem(device_name)),
             (DEVICE_SECRET, _printable_problem(device_secret, SECRET_LENGTHS)),
             (PRODUCT_SECRET, _printable_problem(product_secret, SECRET_LENGTHS) if product_secret else None),
             (REGION, _region_problem(region) if region else None),

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Final
 
+from provision.credentials import device_name_problem
 from provision.errors import InputError
 
 __all__ = [
@@ -56,8 +57,11 @@ CLIENT_ID_MAX: Final = 64
 # The firmware core and the broker plugin hold a timestamp in 20 decimal digits (a uint64's width,
 # ALIYUN_AUTH_TIMESTAMP_MAX): a longer one would sign here and be refused by both.
 TIMESTAMP_DIGITS_MAX: Final = 20
+# The same C buffers bound the product key and the secret (ALIYUN_AUTH_PRODUCT_KEY_MAX,
+# ALIYUN_AUTH_DEVICE_SECRET_MAX in aliyun_auth.h): past them both C signers refuse, so this one does too.
+PRODUCT_KEY_MAX: Final = 64
+DEVICE_SECRET_MAX: Final = 128
 CLIENT_ID_RE: Final = re.compile(r"[A-Za-z0-9\-_.:@]+")
-DEVICE_NAME_RE: Final = re.compile(r"[A-Za-z0-9\-_@.:]{4,32}")
 PRODUCT_KEY_RE: Final = re.compile(r"[\x21-\x7e]+")
 REGION_RE: Final = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 HOSTNAME_RE: Final = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
@@ -112,14 +116,18 @@ def _check(product_key: str, device_name: str, device_secret: str, client_id: st
         problems.append("product key: empty")
     elif PRODUCT_KEY_RE.fullmatch(product_key) is None:
         problems.append("product key: only printable ASCII without spaces is accepted")
+    elif len(product_key) > PRODUCT_KEY_MAX:
+        problems.append(f"product key: {len(product_key)} characters, at most {PRODUCT_KEY_MAX} are accepted")
     if not device_name:
         problems.append("device name: empty")
-    elif DEVICE_NAME_RE.fullmatch(device_name) is None:
-        problems.append(f"device name: {device_name!r} must be 4-32 characters of A-Z a-z 0-9 - _ @ . :")
+    elif (problem := device_name_problem(device_name)) is not None:
+        problems.append(f"device name: {problem}")
     if not device_secret:
         problems.append("device secret: empty")
     elif PRODUCT_KEY_RE.fullmatch(device_secret) is None:
         problems.append("device secret: only printable ASCII without spaces is accepted")
+    elif len(device_secret) > DEVICE_SECRET_MAX:
+        problems.append(f"device secret: {len(device_secret)} characters, at most {DEVICE_SECRET_MAX} are accepted")
     if client_id is None:
         pass  # the device name, already checked, is a valid client id
     elif not client_id:

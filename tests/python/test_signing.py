@@ -133,7 +133,12 @@ BASE = ["sign", "--product-key", "pk", "--device-name", "device", "--device-secr
         (["--product-key", ""], "product key: empty"),
         (["--device-name", ""], "device name: empty"),
         (["--device-secret", ""], "device secret: empty"),
-        (["--device-name", "d v"], "device name: 'd v' must be 4-32 characters of A-Z a-z 0-9 - _ @ . :"),
+        (
+            ["--device-name", "d v"],
+            "device name: character 2 is not allowed: must be 4-32 characters of A-Z a-z 0-9 - _ @ . :",
+        ),
+        (["--product-key", "k" * 65], "product key: 65 characters, at most 64 are accepted"),
+        (["--device-secret", "s" * 129], "device secret: 129 characters, at most 128 are accepted"),
         (["--device-secret", "has space"], "device secret: only printable ASCII without spaces is accepted"),
         (["--timestamp", "soon"], "timestamp: 'soon' is not milliseconds, 'now' or 'none'"),
         (["--timestamp", "1" * 21], "timestamp: 21 digits, at most 20 are accepted"),
@@ -141,7 +146,8 @@ BASE = ["sign", "--product-key", "pk", "--device-name", "device", "--device-secr
         (["--endpoint", "mqtts://x.cn:8883"], "endpoint: 'mqtts://x.cn:8883' is not a host name (no scheme, no port)"),
     ],
     ids=["cid-too-long", "cid-pipe", "cid-comma", "cid-empty", "pk-empty", "dn-empty", "secret-empty",
-         "dn-space", "secret-space", "timestamp-word", "timestamp-21-digits", "region", "endpoint-url"],
+         "dn-space", "pk-65", "secret-129", "secret-space", "timestamp-word", "timestamp-21-digits", "region",
+         "endpoint-url"],
 )  # fmt: skip
 def test_refuses_what_the_platform_refuses(run_cli: RunCli, extra: list[str], line: str) -> None:
     result = run_cli(*BASE, *extra)
