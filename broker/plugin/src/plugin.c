@@ -95,7 +95,10 @@ static void kick_older_connections(struct mosquitto *client, const char *usernam
     if (mosquitto_set_username(client, holding) != MOSQ_ERR_SUCCESS) {
         return;
     }
-    mosquitto_kick_client_by_username(username, false);
+    if (mosquitto_kick_client_by_username(username, false) != MOSQ_ERR_SUCCESS) {
+        /* the platform's rule (one connection per triple) is then not enforced for this connect: say so */
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: could not kick the older connection of '%s'", username);
+    }
     if (mosquitto_set_username(client, username) != MOSQ_ERR_SUCCESS) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "aliyun-auth: could not restore the username of '%s'",
                              mosquitto_client_id(client));

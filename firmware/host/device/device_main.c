@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "aliyun_link.h"
@@ -101,19 +102,6 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint32_t random_u32(void)
-{
-    uint32_t value = 0;
-    FILE *urandom = fopen("/dev/urandom", "rb");
-    if (urandom != NULL) {
-        if (fread(&value, sizeof value, 1, urandom) != 1) {
-            value = (uint32_t)monotonic_ms();
-        }
-        fclose(urandom);
-    }
-    return value;
-}
-
 static void on_signal(int signo)
 {
     (void)signo;
@@ -125,6 +113,17 @@ static void halt(const char *reason)
 {
     printf("aliyun: halted: %s\n", reason);
     exit(3);
+}
+
+/* Backoff jitter is what keeps a fleet from reconnecting in lockstep after an outage, so a device with no
+ * random source stops with a reason instead of silently running without jitter. */
+static uint32_t random_u32(void)
+{
+    uint32_t value;
+    if (RAND_bytes((unsigned char *)&value, (int)sizeof value) != 1) {
+        halt("no random source for backoff jitter (OpenSSL RAND_bytes failed)");
+    }
+    return value;
 }
 
 static uint8_t *read_file(const char *path, size_t *size)
