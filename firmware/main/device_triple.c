@@ -38,6 +38,7 @@ static esp_err_t init_partition(char *why, size_t why_size)
         /* Read only: generating keys here would make the factory image unreadable for good. */
         err = nvs_flash_read_security_cfg_v2(scheme, &keys);
         if (err != ESP_OK) {
+            memset(&keys, 0, sizeof keys); /* a partial read may have left key bytes on the stack */
             snprintf(why, why_size, "NVS encryption keys missing or unreadable (%s)", esp_err_to_name(err));
             return err;
         }
