@@ -15,6 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from provision.credentials import Device
 from provision.signing import NOW, MqttCredentials, Now, sign
 
 __all__ = ["ConnectOutcome", "DeviceClient", "Message", "connect_device"]
@@ -143,9 +144,7 @@ class DeviceClient:
 
 
 def connect_device(
-    product_key: str,
-    device_name: str,
-    device_secret: str,
+    device: Device,
     *,
     host: str,
     port: int,
@@ -157,9 +156,9 @@ def connect_device(
 ) -> tuple[DeviceClient, ConnectOutcome]:
     """Sign like the firmware and connect; the caller closes the client whatever the outcome."""
     credentials = sign(
-        product_key,
-        device_name,
-        device_secret,
+        device.product_key,
+        device.device_name,
+        device.device_secret,
         client_id=client_id,
         timestamp=timestamp,
         sign_method=sign_method,

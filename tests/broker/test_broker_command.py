@@ -152,14 +152,7 @@ def test_the_broker_log_holds_no_secret_or_password(broker, broker_certs, device
     from provision.device_client import connect_device
 
     device = devices[0]
-    client, outcome = connect_device(
-        device.product_key,
-        device.device_name,
-        device.device_secret,
-        host="127.0.0.1",
-        port=broker.port,
-        ca_file=broker_certs.ca_cert,
-    )
+    client, outcome = connect_device(device, host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert)
     password = client.credentials.password
     client.close()
     assert outcome.accepted

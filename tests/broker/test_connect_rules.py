@@ -19,13 +19,7 @@ SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 
 def _connect(device: Device, broker: BrokerProcess, certs: BrokerCertificates, **kwargs: object):
     client, outcome = connect_device(
-        device.product_key,
-        device.device_name,
-        device.device_secret,
-        host="127.0.0.1",
-        port=broker.port,
-        ca_file=certs.ca_cert,
-        **kwargs,  # type: ignore[arg-type]
+        device, host="127.0.0.1", port=broker.port, ca_file=certs.ca_cert, **kwargs  # type: ignore[arg-type]
     )
     client.close()
     return outcome
@@ -135,14 +129,7 @@ def test_plain_tcp_listens_only_with_allow_tcp(start_broker, devices):
     assert plain_only.tcp_port is None
     broker = start_broker(allow_tcp=True)
     device = devices[0]
-    client, outcome = connect_device(
-        device.product_key,
-        device.device_name,
-        device.device_secret,
-        host="127.0.0.1",
-        port=broker.tcp_port,
-        ca_file=None,
-    )
+    client, outcome = connect_device(device, host="127.0.0.1", port=broker.tcp_port, ca_file=None)
     client.close()
     assert outcome.accepted
     # securemode 2 credentials over the plain listener are refused

@@ -16,13 +16,7 @@ def connect(broker_certs):
 
     def _connect(device, broker, **kwargs):
         client, outcome = connect_device(
-            device.product_key,
-            device.device_name,
-            device.device_secret,
-            host="127.0.0.1",
-            port=broker.port,
-            ca_file=broker_certs.ca_cert,
-            **kwargs,
+            device, host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert, **kwargs
         )
         opened.append(client)
         assert outcome.accepted, outcome.reason

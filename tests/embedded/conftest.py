@@ -174,14 +174,7 @@ def console(
 ) -> Iterator[DeviceClient]:
     """The second client (MQTT.fx's role), subscribed to what the broker forwards from the DUT."""
     device = suite_devices.console
-    client, outcome = connect_device(
-        device.product_key,
-        device.device_name,
-        device.device_secret,
-        host="127.0.0.1",
-        port=broker.port,
-        ca_file=suite_certs.ca_cert,
-    )
+    client, outcome = connect_device(device, host="127.0.0.1", port=broker.port, ca_file=suite_certs.ca_cert)
     try:
         if outcome.accepted:
             assert client.subscribe(console_topics(suite_devices).inbox)

@@ -210,9 +210,8 @@ def test_a_second_device_with_the_same_triple_kicks_the_first(
     _online(dut, backend)
     device = suite_devices.dut
     intruder, outcome = connect_device(
-        device.product_key, device.device_name, device.device_secret, host="127.0.0.1", port=broker.port,
-        ca_file=suite_certs.ca_cert, client_id="second-board",
-    )  # fmt: skip
+        device, host="127.0.0.1", port=broker.port, ca_file=suite_certs.ca_cert, client_id="second-board"
+    )
     try:
         assert outcome.accepted
         dut.expect_exact("aliyun: mqtt disconnected", timeout=backend.timeout(5))
