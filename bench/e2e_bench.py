@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from provision.atomic import write_private_file
-from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
-from provision.broker_certs import ensure_certificates
+from provision.cloud.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
+from provision.cloud.certs import ensure_certificates
 from provision.credentials import Device
 from provision.gen_nvs import build_partition
 

@@ -32,7 +32,7 @@ def cli() -> None:
 @click.option("--skew-s", default=0.0, show_default=True, type=float, help="Seconds added to the host clock.")
 def sntp_serve(host: str, port: int, skew_s: float) -> None:
     """Serve the host clock over SNTP (for devices in QEMU) until Ctrl-C or SIGTERM."""
-    from provision.sntp_responder import serve_until_signalled
+    from provision.cloud.sntp import serve_until_signalled
 
     serve_until_signalled(host, port, skew_s, announce=lambda line: click.echo(line))
 
@@ -71,7 +71,7 @@ def broker_command(
     plugin: Path | None,
 ) -> None:
     """Run a local stand-in for Alibaba Cloud IoT's MQTT endpoint (Mosquitto) until Ctrl-C or SIGTERM."""
-    from provision.broker import run_foreground
+    from provision.cloud.broker import run_foreground
 
     run_foreground(
         csv_path,

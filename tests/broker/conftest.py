@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from provision.broker import BrokerProcess, BrokerSettings, Route, build_plugin
-from provision.broker_certs import BrokerCertificates, ensure_certificates
+from provision.cloud.broker import BrokerProcess, BrokerSettings, Route, build_plugin
+from provision.cloud.certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
 
 PRODUCT_KEY = "a1BrokerTst"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from provision.broker import parse_route
-from provision.broker_certs import ensure_certificates
 from provision.cli import main
+from provision.cloud.broker import parse_route
+from provision.cloud.certs import ensure_certificates
 from provision.errors import InputError
 
 
@@ -166,8 +166,8 @@ def test_the_broker_log_holds_no_secret_or_password(broker, broker_certs, device
 def test_a_start_that_fails_before_mosquitto_listens_leaves_no_secrets_file(
     broker_plugin, broker_certs, devices, tmp_path, monkeypatch
 ):
-    import provision.broker as broker_module
-    from provision.broker import BrokerProcess, BrokerSettings
+    import provision.cloud.broker as broker_module
+    from provision.cloud.broker import BrokerProcess, BrokerSettings
 
     run_root = tmp_path / "runs"
     run_root.mkdir()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from provision.broker import BrokerProcess
-from provision.broker_certs import BrokerCertificates
+from provision.cloud.broker import BrokerProcess
+from provision.cloud.certs import BrokerCertificates
 from provision.credentials import Device
 from provision.device_client import DeviceClient, connect_device
 from provision.signing import MqttCredentials, now_ms, sign_content

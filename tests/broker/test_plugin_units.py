@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from provision.broker import PLUGIN_SOURCE, REPO_ROOT
+from provision.cloud.broker import PLUGIN_SOURCE, REPO_ROOT
 
 
 def test_plugin_rules_unit_tests_pass_under_sanitizers(tmp_path):

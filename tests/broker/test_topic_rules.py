@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from provision.broker import Route
+from provision.cloud.broker import Route
 from provision.device_client import connect_device
 
 

@@ -22,8 +22,8 @@ from e2e_backend import Backend, select_backend
 from e2e_roles import SuiteDevices, console_topics, suite_routes
 
 from provision.atomic import write_private_file
-from provision.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
-from provision.broker_certs import BrokerCertificates, ensure_certificates
+from provision.cloud.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
+from provision.cloud.certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
 from provision.device_client import DeviceClient, connect_device
 from provision.gen_nvs import build_partition

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from e2e_backend import Backend
 
-from provision.sntp_responder import SntpResponder
+from provision.cloud.sntp import SntpResponder
 
 GUEST_SNTP_PORT = 123
 _QEMU_DESELECTED = pytest.StashKey[int]()

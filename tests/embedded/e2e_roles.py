@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from provision.broker import Route
+from provision.cloud.broker import Route
 from provision.credentials import Device
 
 

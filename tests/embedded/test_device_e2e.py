@@ -15,7 +15,7 @@ import pytest
 from e2e_backend import Backend
 from e2e_roles import console_topics
 
-from provision.broker_certs import BrokerCertificates, ensure_certificates, issue_server_certificate
+from provision.cloud.certs import BrokerCertificates, ensure_certificates, issue_server_certificate
 
 ONLINE_S = 10  # boot to subscribed, host scale (the goal is < 0.3 s: bench/e2e_bench.py measures it)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.broker import REPO_ROOT
+from provision.cloud.broker import REPO_ROOT
 
 SECTION = "## Local broker and end-to-end tests"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provision.broker import REPO_ROOT
+from provision.cloud.broker import REPO_ROOT
 from provision.credentials import Device
 from provision.gen_nvs import build_partition
 

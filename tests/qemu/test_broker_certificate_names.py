@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from provision.broker_certs import BrokerCertificates, ensure_certificates
+from provision.cloud.certs import BrokerCertificates, ensure_certificates
 
 LAN_ADDRESS = "192.168.1.50"  # only written into the certificate; nothing is sent there
 

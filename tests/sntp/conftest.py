@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from provision.sntp_responder import SntpResponder
+from provision.cloud.sntp import SntpResponder
 
 
 @pytest.fixture

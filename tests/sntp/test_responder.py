@@ -10,7 +10,7 @@ from collections.abc import Callable
 import ntplib
 import pytest
 
-from provision.sntp_responder import (
+from provision.cloud.sntp import (
     NTP_UNIX_EPOCH_OFFSET_S,
     SntpResponder,
     build_reply,

@@ -3,7 +3,7 @@
 A run makes a private temporary directory (0700) holding the Mosquitto config and the plugin's rules file
 (device secrets, 0600). The rules file is deleted as soon as the listeners are up (the plugin has read it by
 then), the directory when the broker stops. Certificates live in the cert dir and are
-kept across runs (see broker_certs).
+kept across runs (see provision.cloud.certs).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from types import FrameType
 from typing import TextIO
 
 from provision.atomic import write_private_file
-from provision.broker_certs import BrokerCertificates, ensure_certificates
+from provision.cloud.certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
 from provision.errors import EnvironmentProblem, InputError
 
@@ -42,7 +42,7 @@ __all__ = [
     "run_foreground",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_SOURCE = REPO_ROOT / "broker" / "plugin"
 PLUGIN_BUILD = REPO_ROOT / "build" / "broker-plugin"
 PLUGIN_NAME = "aliyun_broker_auth.so"
