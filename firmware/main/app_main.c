@@ -47,7 +47,9 @@ static QueueHandle_t s_free_slots;
 static shell_message_t s_messages[MESSAGE_SLOTS];
 static alink_t s_core; /* a few KB: static, not on the stack */
 static device_triple_t s_triple;
+#if CONFIG_ALIYUN_CLIENT_ID_MAC
 static char s_client_id[13];
+#endif
 static int s_sub_msg_ids[ALINK_SUBSCRIPTIONS];
 
 bool shell_post(const shell_event_t *event)
@@ -193,9 +195,12 @@ static void configure_core(void)
 #if CONFIG_ALIYUN_CLIENT_ID_MAC
     uint8_t mac[6];
     ESP_ERROR_CHECK(esp_read_mac(mac, ESP_MAC_BASE));
-    snprintf(s_client_id, sizeof s_client_id, "%02X%02X%02X%02X%02X%02X", mac[0], mac[1], mac[2], mac[3], mac[4],
-             mac[5]);
-    cfg.client_id = s_client_id;
+    if (alink_client_id_from_mac(mac, s_client_id, sizeof s_client_id)) {
+        cfg.client_id = s_client_id;
+    } else {
+        printf("%s\n", ALINK_LOG_BLANK_MAC);
+        cfg.client_id = s_triple.device_name;
+    }
 #else
     cfg.client_id = s_triple.device_name;
 #endif

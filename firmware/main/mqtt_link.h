@@ -1,4 +1,4 @@
-/* esp-mqtt under the core's actions: one client per connection attempt, no reconnects of its own. */
+/* esp-mqtt under the core's actions: one client for the device's life, no reconnects of its own. */
 #pragma once
 
 #include <stddef.h>
@@ -9,10 +9,11 @@
 extern "C" {
 #endif
 
-/* ALINK_ACT_CONNECT: replaces any previous client; failures are posted as MQTT_DISCONNECTED. */
+/* ALINK_ACT_CONNECT: the first creates the client, later ones reconfigure and wake it; failures are posted
+ * as MQTT_DISCONNECTED. */
 void mqtt_link_connect(const alink_action_t *connect);
 
-/* ALINK_ACT_DISCONNECT: destroys the client (if any). Main task only (not the MQTT task). */
+/* ALINK_ACT_DISCONNECT: asks the client to close its session, without waiting. Main task only. */
 void mqtt_link_disconnect(void);
 
 /* The msg id of the SUBSCRIBE, or -1 when there is no client or it refused. */

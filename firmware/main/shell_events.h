@@ -21,6 +21,7 @@ typedef struct {
     int64_t at_us;            /* esp_timer_get_time() when it happened */
     uint64_t unix_ms;         /* TIME_SYNCED: wall clock at at_us */
     int connack_code;         /* MQTT_REFUSED */
+    alink_cert_refusal_t cert_refusal; /* MQTT_DISCONNECTED */
     int msg_id;               /* SUBACK: the msg id esp-mqtt returned for the SUBSCRIBE */
     bool granted;             /* SUBACK */
     int slot;                 /* MESSAGE: index into the message pool */

@@ -635,6 +635,91 @@ static void test_secrets_never_logged(void **state)
     }
 }
 
+static size_t disconnected(alink_cert_refusal_t refusal)
+{
+    alink_event_t ev = {.type = ALINK_EV_MQTT_DISCONNECTED};
+    ev.u.cert_refusal = refusal;
+    return feed(ev);
+}
+
+/* The index of the first action from `from` on matching type (and text), or SIZE_MAX. */
+static size_t index_of(size_t from, alink_action_type_t type, const char *text)
+{
+    const recorded_t *a = find(from, type, text);
+    return a ? (size_t)(a - fx.rec.actions) : SIZE_MAX;
+}
+
+static void test_every_lost_session_schedules_a_reconnect_before_closing(void **state)
+{
+    (void)state;
+    go_online();
+    size_t at = simple(ALINK_EV_MQTT_DISCONNECTED); /* kicked by a second connection */
+    size_t line = index_of(at, ALINK_ACT_LOG, "aliyun: mqtt disconnected");
+    assert_true(line != SIZE_MAX);
+    assert_true(last_delay(at) >= 0);
+    /* the reconnect is on the serial line before the shell closes its client, however long that takes */
+    size_t close = index_of(at, ALINK_ACT_DISCONNECT, NULL);
+    assert_true(close != SIZE_MAX);
+    for (size_t i = line; i < close; i++) {
+        unsigned long ms;
+        if (fx.rec.actions[i].type == ALINK_ACT_LOG &&
+            sscanf(fx.rec.actions[i].text, "aliyun: reconnecting in %lu ms", &ms) == 1) {
+            return;
+        }
+    }
+    fail_msg("'reconnecting in' came after ALINK_ACT_DISCONNECT");
+}
+
+static void test_esp_mqtt_event_orders_all_end_in_one_reconnect(void **state)
+{
+    (void)state;
+    /* esp-mqtt: a refused CONNACK is MQTT_EVENT_ERROR, then MQTT_EVENT_DISCONNECTED */
+    go_online();
+    simple(ALINK_EV_MQTT_DISCONNECTED);
+    tick_until_connecting();
+    size_t at = refused(3);
+    at = simple(ALINK_EV_MQTT_DISCONNECTED);
+    assert_int_equal(fx.rec.count, at); /* already in backoff: nothing more */
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_BACKOFF);
+    /* a second DISCONNECTED for the same session (transport error and abort) is ignored */
+    tick_until_connecting();
+    simple(ALINK_EV_MQTT_CONNECTED);
+    at = simple(ALINK_EV_MQTT_DISCONNECTED);
+    assert_int_equal(last_delay(at) >= 0, 1);
+    size_t again = simple(ALINK_EV_MQTT_DISCONNECTED);
+    assert_int_equal(fx.rec.count, again);
+    /* the core gave an attempt up (timeout) and esp-mqtt connects after all: that session is closed */
+    tick_until_connecting();
+    tick_until(fx.now + fx.cfg.connect_timeout_ms);
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_BACKOFF);
+    at = simple(ALINK_EV_MQTT_CONNECTED);
+    assert_non_null(find(at, ALINK_ACT_DISCONNECT, NULL));
+    assert_null(find(at, ALINK_ACT_LOG, "aliyun: mqtt connected"));
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_BACKOFF);
+    /* and the backoff still ends in a connect */
+    tick_until_connecting();
+}
+
+static void test_a_certificate_refusal_is_named(void **state)
+{
+    (void)state;
+    simple(ALINK_EV_NET_UP);
+    time_synced(1700000000000ull);
+    size_t at = disconnected(ALINK_CERT_EXPIRED);
+    LOGGED(at, "aliyun: server certificate rejected: expired");
+    LOGGED(at, "aliyun: connect failed");
+    assert_true(last_delay(at) >= 0);
+    tick_until_connecting();
+    at = disconnected(ALINK_CERT_UNTRUSTED);
+    LOGGED(at, "aliyun: server certificate rejected: unknown CA");
+    tick_until_connecting();
+    at = disconnected(ALINK_CERT_ACCEPTED);
+    LOGGED(at, "aliyun: connect failed");
+    for (size_t i = at; i < fx.rec.count; i++) {
+        assert_null(strstr(fx.rec.actions[i].text, "certificate"));
+    }
+}
+
 static void test_init_checks_the_configuration(void **state)
 {
     (void)state;
@@ -692,6 +777,9 @@ int main(void)
         cmocka_unit_test_setup(test_periodic_posts_with_rising_ids, setup),
         cmocka_unit_test_setup(test_secrets_never_logged, setup),
         cmocka_unit_test_setup(test_init_checks_the_configuration, setup),
+        cmocka_unit_test_setup(test_every_lost_session_schedules_a_reconnect_before_closing, setup),
+        cmocka_unit_test_setup(test_esp_mqtt_event_orders_all_end_in_one_reconnect, setup),
+        cmocka_unit_test_setup(test_a_certificate_refusal_is_named, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -212,8 +212,8 @@ static void lose_session(alink_t *c, const alink_event_t *ev, const char *why)
     }
     start_outage(c, ev->now_ms);
     log_line(c, "aliyun: %s", why);
+    schedule_retry(c, ev); /* logged before the shell closes the client, however long that takes */
     emit_simple(c, ALINK_ACT_DISCONNECT);
-    schedule_retry(c, ev);
 }
 
 static const char *connack_meaning(int code)
@@ -313,6 +313,11 @@ static void on_connected(alink_t *c, const alink_event_t *ev)
 {
     static const alink_topic_t subscriptions[ALINK_SUBSCRIPTIONS] = {ALINK_TOPIC_PROPERTY_SET,
                                                                      ALINK_TOPIC_USER_SETLED};
+    if (c->state == ALINK_STATE_BACKOFF || c->state == ALINK_STATE_WAIT_NETWORK ||
+        c->state == ALINK_STATE_WAIT_TIME) {
+        emit_simple(c, ALINK_ACT_DISCONNECT); /* an attempt the core gave up has connected after all */
+        return;
+    }
     if (c->state != ALINK_STATE_CONNECTING) {
         return;
     }
@@ -346,8 +351,8 @@ static void on_refused(alink_t *c, const alink_event_t *ev)
         alink_backoff_to_cap(&c->backoff);
     }
     start_outage(c, ev->now_ms);
-    emit_simple(c, ALINK_ACT_DISCONNECT);
     schedule_retry(c, ev);
+    emit_simple(c, ALINK_ACT_DISCONNECT);
 }
 
 static void escalate(alink_t *c, uint64_t now_ms)
@@ -506,6 +511,9 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
         break;
     case ALINK_EV_MQTT_DISCONNECTED:
         if (c->state == ALINK_STATE_CONNECTING) {
+            if (ev->u.cert_refusal != ALINK_CERT_ACCEPTED) {
+                log_line(c, "aliyun: server certificate rejected: %s", alink_cert_refusal_text(ev->u.cert_refusal));
+            }
             lose_session(c, ev, "connect failed");
         } else if (c->state == ALINK_STATE_SUBSCRIBING || c->state == ALINK_STATE_ONLINE) {
             lose_session(c, ev, "mqtt disconnected");

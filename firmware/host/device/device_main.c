@@ -38,6 +38,7 @@ typedef struct {
     alink_event_type_t type;
     uint32_t generation;
     int connack_code;
+    alink_cert_refusal_t cert_refusal;
     int mid;
     bool granted;
     char topic[ALINK_TOPIC_SIZE];
@@ -251,11 +252,11 @@ static void report_disconnect(void)
         return;
     }
     s_host.disconnect_reported = true;
-    const char *verify = host_tls_take_verify_error();
-    if (verify != NULL) {
-        printf("host: tls: server certificate rejected: %s\n", verify);
+    alink_cert_refusal_t refusal = host_tls_take_refusal();
+    queued_event_t *ev = enqueue(ALINK_EV_MQTT_DISCONNECTED);
+    if (ev != NULL) {
+        ev->cert_refusal = refusal;
     }
-    (void)enqueue(ALINK_EV_MQTT_DISCONNECTED);
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc)
@@ -423,6 +424,9 @@ static bool translate(const queued_event_t *in, alink_event_t *out)
     switch (in->type) {
     case ALINK_EV_MQTT_REFUSED:
         out->u.connack_code = in->connack_code;
+        return true;
+    case ALINK_EV_MQTT_DISCONNECTED:
+        out->u.cert_refusal = in->cert_refusal;
         return true;
     case ALINK_EV_SUBACK:
         for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {

@@ -10,21 +10,39 @@
 #include <openssl/x509v3.h>
 
 /* One process, one connection at a time: the last verification failure is process state. */
-static const char *s_verify_error;
+static int s_verify_error = X509_V_OK;
 
 static int remember_verify_error(int preverify_ok, X509_STORE_CTX *store)
 {
     if (!preverify_ok) {
-        s_verify_error = X509_verify_cert_error_string(X509_STORE_CTX_get_error(store));
+        s_verify_error = X509_STORE_CTX_get_error(store);
     }
     return preverify_ok;
 }
 
-const char *host_tls_take_verify_error(void)
+alink_cert_refusal_t host_tls_take_refusal(void)
 {
-    const char *error = s_verify_error;
-    s_verify_error = NULL;
-    return error;
+    int error = s_verify_error;
+    s_verify_error = X509_V_OK;
+    switch (error) {
+    case X509_V_OK:
+        return ALINK_CERT_ACCEPTED;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return ALINK_CERT_EXPIRED;
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return ALINK_CERT_NOT_YET_VALID;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        return ALINK_CERT_NAME_MISMATCH;
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED:
+        return ALINK_CERT_UNTRUSTED;
+    default:
+        return ALINK_CERT_REJECTED;
+    }
 }
 
 static int load_bundle(SSL_CTX *ctx, const char *pem, size_t pem_len)
@@ -70,6 +88,6 @@ SSL_CTX *host_tls_context(const char *pem_bundle, size_t pem_len, const char *ho
         return NULL;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, remember_verify_error);
-    s_verify_error = NULL;
+    s_verify_error = X509_V_OK;
     return ctx;
 }

@@ -8,12 +8,14 @@
 
 #include <stddef.h>
 
+#include "alink_shell_facts.h"
+
 typedef struct ssl_ctx_st SSL_CTX;
 
 /* A new context for one connection to host; NULL on failure (why says what). Free with SSL_CTX_free. */
 SSL_CTX *host_tls_context(const char *pem_bundle, size_t pem_len, const char *host, char *why, size_t why_size);
 
-/* The reason the last certificate check failed ("certificate has expired", ...), or NULL. Resets it. */
-const char *host_tls_take_verify_error(void);
+/* Why the last certificate check failed, as the core names it (ALINK_CERT_ACCEPTED: it did not). Resets it. */
+alink_cert_refusal_t host_tls_take_refusal(void);
 
 #endif

@@ -21,6 +21,8 @@
  *   aliyun: connecting to <host>:<port> as <mqtt client id>
  *   aliyun: mqtt connected                   aliyun: mqtt disconnected
  *   aliyun: connect failed                   aliyun: connect timed out
+ *   aliyun: server certificate rejected: <unknown CA|expired|not yet valid|name does not match the host|
+ *                                         verification failed>   (then "connect failed")
  *   aliyun: connect refused: unacceptable protocol version      (CONNACK 1)
  *   aliyun: connect refused: identifier rejected                (CONNACK 2)
  *   aliyun: connect refused: server unavailable                 (CONNACK 3)
@@ -44,6 +46,13 @@
  *   aliyun: halted: <reason>                 no usable triple (missing, unreadable, NVS keys that do
  *                                            not match the image, or refused by alink_init); repeated,
  *                                            and the device never connects
+ *   ALINK_LOG_BLANK_MAC (alink_shell_facts.h): the MAC cannot be the client id, the DeviceName is used
+ *
+ * Event orders the shells' MQTT clients produce, all handled: a refusal then a disconnect (esp-mqtt:
+ * MQTT_EVENT_ERROR then MQTT_EVENT_DISCONNECTED; the second is ignored in BACKOFF); a disconnect that
+ * arrives after the core already gave the session up (ignored); a CONNACK for an attempt the core
+ * gave up (answered with ALINK_ACT_DISCONNECT, so no session outlives the core's view). Every loss of
+ * a session logs "reconnecting in" before the core asks the shell to close the client.
  */
 #ifndef ALIYUN_LINK_H
 #define ALIYUN_LINK_H
@@ -55,6 +64,7 @@
 #include "aliyun_auth.h"
 #include "alink_backoff.h"
 #include "alink_json.h"
+#include "alink_shell_facts.h"
 #include "alink_status.h"
 #include "alink_topics.h"
 
@@ -122,6 +132,7 @@ typedef struct {
             uint64_t unix_ms;
         } time_synced;
         int connack_code;
+        alink_cert_refusal_t cert_refusal; /* MQTT_DISCONNECTED: why TLS refused the server, if it did */
         struct {
             unsigned index;
             bool granted;
