@@ -19,6 +19,7 @@ from pathlib import Path
 import e2e_qemu
 import pytest
 from e2e_backend import Backend, select_backend
+from e2e_lines import check_log_for_restarts
 from e2e_roles import SuiteDevices, console_topics, suite_routes
 
 from provision.atomic import write_private_file
@@ -58,6 +59,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     e2e_qemu.report_deselected(terminalreporter, config)
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_restart(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every case that has a DUT fails when its log shows a restart (e2e_lines), also one after its last
+    expectation. Reads the DUT's log file (pytest-embedded's `_pexpect_logfile`, still there when the `dut`
+    fixture is gone) after the case: no case is made to boot a DUT."""
+    yield
+    funcargs = getattr(request.node, "funcargs", {})
+    if "dut" in funcargs:
+        check_log_for_restarts(funcargs.get("_pexpect_logfile"))
 
 
 @pytest.fixture(scope="session")
@@ -238,7 +250,7 @@ def start_device(
             "--ca", str(suite_certs.ca_cert),
             "--backoff-base-ms", str(backend.backoff_base_ms),
             "--backoff-cap-ms", str(backend.backoff_cap_ms),
-            "--post-period-s", "2",
+            "--post-period-s", str(backend.post_period_s),
             "--clock-skew", str(clock_skew_s),
         ]  # fmt: skip
         device = HostDevice(DuplicateStdoutPopen(msg_queue, command, meta=_meta, preexec_fn=die_with_parent))

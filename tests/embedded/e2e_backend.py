@@ -8,7 +8,8 @@ The tests are written once; the backend is chosen by pytest-embedded's own `--em
 - board (`esp,idf --port /dev/ttyUSB0`): a flashed board on the LAN. `--broker-host` is this machine's LAN
         address (in the server certificate's names); the firmware connects to 8883; SNTP from the Internet.
         Timeouts x2.
-Backoff figures for qemu/board come from the build's config/sdkconfig.json, not from constants here.
+Backoff figures and the property-post period for qemu/board come from the build's config/sdkconfig.json, not
+from constants here; the period must be the suite's (firmware/sdkconfig.defaults.suite), or the run is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Backend:
     timeout_scale: float
     backoff_base_ms: int
     backoff_cap_ms: int
+    post_period_s: int
 
     def timeout(self, seconds: float) -> float:
         return seconds * self.timeout_scale
@@ -44,26 +46,38 @@ class Backend:
 # The host device runs with short backoff figures so the backoff cases finish in seconds.
 HOST_BACKOFF_BASE_MS = 200
 HOST_BACKOFF_CAP_MS = 1600
+# The post period the suite's cases are written for: the host device's --post-period-s, and
+# CONFIG_ALIYUN_POST_PERIOD_S in firmware/sdkconfig.defaults.suite for QEMU and board builds.
+SUITE_POST_PERIOD_S = 2
 
 
-def _sdkconfig_backoff(build_dir: Path) -> tuple[int, int]:
+def _sdkconfig_figures(build_dir: Path) -> tuple[int, int, int]:
     config = json.loads((build_dir / "config" / "sdkconfig.json").read_text())
-    return int(config["ALIYUN_BACKOFF_BASE_MS"]), int(config["ALIYUN_BACKOFF_CAP_MS"])
+    period = int(config["ALIYUN_POST_PERIOD_S"])
+    if period != SUITE_POST_PERIOD_S:
+        raise ValueError(
+            f"{build_dir}: CONFIG_ALIYUN_POST_PERIOD_S is {period}, the suite needs {SUITE_POST_PERIOD_S}: build "
+            'with SDKCONFIG_DEFAULTS="...;sdkconfig.defaults.suite" (README: QEMU and real boards)'
+        )
+    return int(config["ALIYUN_BACKOFF_BASE_MS"]), int(config["ALIYUN_BACKOFF_CAP_MS"]), period
 
 
 def select_backend(services: str | None, build_dir: str | None, broker_host: str | None) -> Backend:
     """Map pytest-embedded's services (and our --broker-host) to a backend.
 
     Raises:
-        ValueError: a board run without --broker-host.
+        ValueError: a board run without --broker-host, or a build without the suite's post period.
     """
     names = set((services or "base").replace("|", ",").split(","))
     if "qemu" in names:
-        base, cap = _sdkconfig_backoff(Path(build_dir or "build"))
-        return Backend("qemu", "127.0.0.1", "10.0.2.2", FIRMWARE_PORT, "sntp-responder", 5.0, base, cap)
+        base, cap, period = _sdkconfig_figures(Path(build_dir or "build"))
+        return Backend("qemu", "127.0.0.1", "10.0.2.2", FIRMWARE_PORT, "sntp-responder", 5.0, base, cap, period)
     if "esp" in names:
         if not broker_host:
             raise ValueError("a board run needs --broker-host <this machine's LAN address>")
-        base, cap = _sdkconfig_backoff(Path(build_dir or "build"))
-        return Backend("board", "0.0.0.0", broker_host, FIRMWARE_PORT, "sntp", 2.0, base, cap)
-    return Backend("host", "127.0.0.1", "127.0.0.1", 0, "host-clock", 1.0, HOST_BACKOFF_BASE_MS, HOST_BACKOFF_CAP_MS)
+        base, cap, period = _sdkconfig_figures(Path(build_dir or "build"))
+        return Backend("board", "0.0.0.0", broker_host, FIRMWARE_PORT, "sntp", 2.0, base, cap, period)
+    return Backend(
+        "host", "127.0.0.1", "127.0.0.1", 0, "host-clock", 1.0, HOST_BACKOFF_BASE_MS, HOST_BACKOFF_CAP_MS,
+        SUITE_POST_PERIOD_S,
+    )  # fmt: skip

@@ -12,15 +12,21 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_backend import FIRMWARE_PORT, select_backend
+from e2e_backend import FIRMWARE_PORT, SUITE_POST_PERIOD_S, select_backend
+from e2e_lines import expect_line
 
 QEMU_GUEST_HOST_ADDRESS = "10.0.2.2"  # QEMU user-mode networking: the host's loopback, as the guest sees it
 ONLINE_S = 10
 
 
-def _build_dir(tmp_path: Path, base_ms: int = 2000, cap_ms: int = 300000) -> str:
+def _build_dir(tmp_path: Path, base_ms: int = 2000, cap_ms: int = 300000, post_period_s: int = 2) -> str:
     (tmp_path / "config").mkdir(parents=True)
-    sdkconfig = {"ALIYUN_BACKOFF_BASE_MS": base_ms, "ALIYUN_BACKOFF_CAP_MS": cap_ms, "IDF_TARGET": "esp32"}
+    sdkconfig = {
+        "ALIYUN_BACKOFF_BASE_MS": base_ms,
+        "ALIYUN_BACKOFF_CAP_MS": cap_ms,
+        "ALIYUN_POST_PERIOD_S": post_period_s,
+        "IDF_TARGET": "esp32",
+    }
     (tmp_path / "config" / "sdkconfig.json").write_text(json.dumps(sdkconfig))
     return str(tmp_path)
 
@@ -64,6 +70,18 @@ def test_a_board_uses_the_given_lan_address_and_its_own_sntp(tmp_path: Path) -> 
     assert select_backend(None, None, None).timeout(10) < backend.timeout(10) < qemu.timeout(10)
 
 
+@pytest.mark.parametrize("services", ["idf,qemu", "esp,idf"])
+def test_a_build_without_the_suites_post_period_is_refused(tmp_path: Path, services: str) -> None:
+    """The product default (60 s) would make the property-post case wait on luck."""
+    with pytest.raises(ValueError, match=r"CONFIG_ALIYUN_POST_PERIOD_S is 60.*sdkconfig\.defaults\.suite"):
+        select_backend(services, _build_dir(tmp_path, post_period_s=60), "192.168.1.20")
+
+
+def test_the_suite_build_config_sets_the_suites_post_period() -> None:
+    defaults = (Path(__file__).resolve().parents[2] / "firmware" / "sdkconfig.defaults.suite").read_text()
+    assert f"CONFIG_ALIYUN_POST_PERIOD_S={SUITE_POST_PERIOD_S}\n" in defaults
+
+
 def test_a_board_without_broker_host_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--broker-host"):
         select_backend("esp,idf", _build_dir(tmp_path), None)
@@ -74,12 +92,13 @@ def test_this_run_reaches_the_broker_where_its_backend_says(dut, backend, start_
     be told) with the host clock, and no SNTP responder runs. QEMU: 10.0.2.2:8883 with the responder up.
     A board: --broker-host:8883."""
     start_device()
-    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: time synced", timeout=backend.timeout(ONLINE_S))
     address = re.escape(backend.broker_address)
-    dut.expect(re.compile(rf"aliyun: connecting to {address}:{FIRMWARE_PORT} as ".encode()), timeout=backend.timeout(5))
+    connecting = rf"aliyun: connecting to {address}:{FIRMWARE_PORT} as \S+".encode()
+    expect_line(dut, connecting, regex=True, timeout=backend.timeout(5))
     if backend.is_host:
-        dut.expect_exact(f"host: mqtt: port {broker.port} instead of {FIRMWARE_PORT}", timeout=5)
-    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
+        expect_line(dut, f"host: mqtt: port {broker.port} instead of {FIRMWARE_PORT} (--port)", timeout=5)
+    expect_line(dut, "aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
     assert (sntp_responder is not None) == (backend.time_source == "sntp-responder")
     if backend.is_host:
         assert (backend.broker_address, backend.time_source, sntp_responder) == ("127.0.0.1", "host-clock", None)
@@ -88,5 +107,5 @@ def test_this_run_reaches_the_broker_where_its_backend_says(dut, backend, start_
 @pytest.mark.qemu
 def test_qemu_guest_takes_its_time_from_the_suites_responder(dut, backend, start_device, sntp_responder):
     start_device()
-    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: time synced", timeout=backend.timeout(ONLINE_S))
     assert sntp_responder is not None and sntp_responder.answered >= 1

@@ -1,4 +1,5 @@
-"""The device end to end against the local broker, written once with dut.expect(): the host build here,
+"""The device end to end against the local broker, written once with whole-line expectations
+(e2e_lines.expect_line over dut.expect()): the host build here,
 the QEMU build with `--embedded-services idf,qemu`, a flashed board with `--embedded-services esp,idf`
 (command lines in README, "Local broker and end-to-end tests"). Log lines are the core's
 (components/aliyun_link/include/aliyun_link.h), identical on every platform.
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from e2e_backend import Backend
+from e2e_lines import expect_line
 from e2e_roles import console_topics
 
 from provision.cloud.certs import BrokerCertificates, ensure_certificates, issue_server_certificate
@@ -21,27 +23,32 @@ ONLINE_S = 10  # boot to subscribed, host scale (the goal is < 0.3 s: bench/e2e_
 
 
 def _online(dut, backend: Backend) -> None:
-    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
-    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
-    dut.expect_exact("aliyun: online", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: online", timeout=backend.timeout(ONLINE_S))
 
 
 def test_boots_reads_its_triple_syncs_time_connects_and_subscribes(dut, backend, start_device, suite_devices):
     start_device()
     pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
-    dut.expect_exact(f"aliyun: triple loaded: {dn}&{pk}", timeout=backend.timeout(ONLINE_S))
-    dut.expect_exact("aliyun: network up", timeout=backend.timeout(ONLINE_S))
-    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, f"aliyun: triple loaded: {dn}&{pk}", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: network up", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: time synced", timeout=backend.timeout(ONLINE_S))
     # the client id and username come from the decrypted image; the broker accepting the signature proves
     # the secret was read intact
-    dut.expect(re.compile(rb"aliyun: connecting to \S+ as [^|\s]+\|securemode=2,signmethod=hmac\w+"), timeout=5)
-    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
+    expect_line(
+        dut,
+        rb"aliyun: connecting to \S+ as [^|\s]+\|securemode=2,signmethod=hmac\w+(?:,timestamp=\d+)?\|",
+        regex=True,
+        timeout=backend.timeout(5),
+    )
+    expect_line(dut, "aliyun: mqtt connected", timeout=backend.timeout(ONLINE_S))
     subscribed = {
-        dut.expect(re.compile(rb"aliyun: subscribed (\S+)"), timeout=backend.timeout(5)).group(1).decode()
+        expect_line(dut, rb"aliyun: subscribed (\S+)", regex=True, timeout=backend.timeout(5)).group(1).decode()
         for _ in range(2)
     }
     assert subscribed == {f"/sys/{pk}/{dn}/thing/service/property/set", f"/{pk}/{dn}/user/setled"}
-    dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: online", timeout=backend.timeout(5))
 
 
 def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, tmp_path):
@@ -50,7 +57,7 @@ def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, tmp_path)
 
     other_keys.write_bytes(nvs_keys_partition(bytes(range(64))))
     start_device(keys_args=("--nvs-keys", str(other_keys)))
-    dut.expect(re.compile(rb"aliyun: halted: .*NVS keys do not match"), timeout=backend.timeout(5))
+    expect_line(dut, rb"aliyun: halted: [^\r\n]*NVS keys do not match[^\r\n]*", regex=True, timeout=backend.timeout(5))
 
 
 def test_an_led_command_from_the_console_switches_the_led(dut, backend, start_device, console, suite_devices):
@@ -59,19 +66,19 @@ def test_an_led_command_from_the_console_switches_the_led(dut, backend, start_de
     topics = console_topics(suite_devices)
     dn = suite_devices.dut.device_name
     console.publish(topics.led, json.dumps({"dn": dn, "s": 1}))
-    dut.expect_exact("aliyun: led on", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
     console.publish(topics.led, json.dumps({"dn": dn, "s": 0}))
-    dut.expect_exact("aliyun: led off", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: led off", timeout=backend.timeout(5))
 
 
 def test_an_led_command_for_another_device_name_is_ignored(dut, backend, start_device, console, suite_devices):
     start_device()
     _online(dut, backend)
     console.publish(console_topics(suite_devices).led, json.dumps({"dn": "someone-else", "s": 1}))
-    dut.expect_exact("aliyun: ignored message: other device", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: ignored message: other device", timeout=backend.timeout(5))
     # nothing switched: the next LED line is the one this command causes
     console.publish(console_topics(suite_devices).led, json.dumps({"dn": suite_devices.dut.device_name, "s": 0}))
-    match = dut.expect(re.compile(rb"aliyun: (led on|led off)"), timeout=backend.timeout(5))
+    match = expect_line(dut, rb"aliyun: (led on|led off)", regex=True, timeout=backend.timeout(5))
     assert match.group(1) == b"led off"
 
 
@@ -89,14 +96,14 @@ def test_a_property_set_gets_its_reply_and_switches_the_led(dut, backend, start_
     _online(dut, backend)
     request = {"id": "4711", "version": "1.0", "params": {"LightSwitch": 1}, "method": "thing.service.property.set"}
     console.publish(console_topics(suite_devices).property_set, json.dumps(request))
-    dut.expect_exact("aliyun: led on", timeout=backend.timeout(5))
-    dut.expect_exact("aliyun: property set id=4711 code=200", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: property set id=4711 code=200", timeout=backend.timeout(5))
     reply = _inbox(console, "set_reply", backend.timeout(5))
     assert reply["id"] == "4711" and reply["code"] == 200 and reply["version"] == "1.0"
     console.publish(
         console_topics(suite_devices).property_set, json.dumps({"id": "4712", "params": {"LightSwitch": 7}})
     )
-    dut.expect_exact("aliyun: property set id=4712 code=460", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: property set id=4712 code=460", timeout=backend.timeout(5))
     assert _inbox(console, "set_reply", backend.timeout(5))["code"] == 460
 
 
@@ -115,9 +122,9 @@ def test_the_largest_allowed_command_arrives_whole(dut, backend, start_device, c
     largest = _padded_setled(suite_devices.dut.device_name, 1, INBOUND_MAX)
     assert len(largest) == INBOUND_MAX and json.loads(largest)["s"] == 1
     console.publish(topic, largest)
-    dut.expect_exact("aliyun: led on", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
     console.publish(topic, _padded_setled(suite_devices.dut.device_name, 0, INBOUND_MAX + 1))
-    dut.expect_exact("aliyun: ignored message: too large", timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: ignored message: too large", timeout=backend.timeout(5))
 
 
 def test_property_posts_are_valid_alink_json(dut, backend, start_device, console, suite_devices):
@@ -125,7 +132,7 @@ def test_property_posts_are_valid_alink_json(dut, backend, start_device, console
     _online(dut, backend)
     ids = []
     for _ in range(2):
-        post = _inbox(console, "post", backend.timeout(10))
+        post = _inbox(console, "post", backend.timeout(backend.post_period_s + 8))
         assert post["version"] == "1.0"
         assert post["method"] == "thing.event.property.post"
         assert re.fullmatch(r"[0-9]{1,10}", post["id"])
@@ -137,7 +144,7 @@ def test_property_posts_are_valid_alink_json(dut, backend, start_device, console
 
 def _delays(dut, count: int, timeout_s: float) -> list[int]:
     return [
-        int(dut.expect(re.compile(rb"aliyun: reconnecting in (\d+) ms"), timeout=timeout_s).group(1))
+        int(expect_line(dut, rb"aliyun: reconnecting in (\d+) ms", regex=True, timeout=timeout_s).group(1))
         for _ in range(count)
     ]
 
@@ -146,12 +153,12 @@ def _delays(dut, count: int, timeout_s: float) -> list[int]:
 def test_a_wrong_secret_is_refused_with_its_meaning_and_retries_wait_at_the_cap(dut, backend, start_device, broker):
     start_device()
     cap = backend.backoff_cap_ms
-    dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
     first = time.monotonic()
     for _ in range(3):
         delay = _delays(dut, 1, backend.timeout(5))[0]
         assert cap // 2 <= delay <= cap, "an auth refusal backs off to the cap (equal jitter: [cap/2, cap])"
-        dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(5) + cap / 1000)
+        expect_line(dut, "aliyun: connect refused: not authorized", timeout=backend.timeout(5) + cap / 1000)
     elapsed_s = time.monotonic() - first
     # the broker's own count: no more attempts than one per cap/2 (plus the first and one in flight)
     refusals = broker.log_file.read_text().count("aliyun-auth: refused")
@@ -162,26 +169,26 @@ def test_broker_restart_reconnects_within_the_backoff_bound_and_resubscribes(dut
     start_device()
     _online(dut, backend)
     broker.stop()
-    dut.expect_exact("aliyun: mqtt disconnected", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: mqtt disconnected", timeout=backend.timeout(ONLINE_S))
     delays = _delays(dut, 3, backend.timeout(5) + backend.backoff_cap_ms / 1000)
     ceilings = [min(backend.backoff_cap_ms, backend.backoff_base_ms * 2**i) for i in range(3)]
     for delay, ceiling in zip(delays, ceilings, strict=True):
         assert ceiling // 2 <= delay <= ceiling, (delays, ceilings)
     broker.start()  # same port, as a real endpoint comes back
     restarted = time.monotonic()
-    dut.expect_exact("aliyun: mqtt connected", timeout=backend.timeout(5) + backend.backoff_cap_ms / 1000)
+    expect_line(dut, "aliyun: mqtt connected", timeout=backend.timeout(5) + backend.backoff_cap_ms / 1000)
     # the pending delay is at most the cap; the rest is one TLS connect, with room for a loaded CI machine
     assert time.monotonic() - restarted <= backend.backoff_cap_ms / 1000 + backend.timeout(2)
-    dut.expect(re.compile(rb"aliyun: subscribed /sys/\S+/thing/service/property/set"), timeout=backend.timeout(5))
-    dut.expect_exact("aliyun: online", timeout=backend.timeout(5))
+    expect_line(dut, rb"aliyun: subscribed /sys/\S+/thing/service/property/set", regex=True, timeout=backend.timeout(5))
+    expect_line(dut, "aliyun: online", timeout=backend.timeout(5))
 
 
 @pytest.mark.e2e_broker(max_skew_s=300)
 @pytest.mark.e2e_clock_skew(3600)  # qemu: what the suite's SNTP responder serves while the guest boots
 def test_a_skewed_clock_is_refused(dut, backend, start_device):
     start_device(clock_skew_s=3600)
-    dut.expect_exact("aliyun: time synced", timeout=backend.timeout(ONLINE_S))
-    dut.expect_exact("aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: time synced", timeout=backend.timeout(ONLINE_S))
+    expect_line(dut, "aliyun: connect refused: not authorized", timeout=backend.timeout(ONLINE_S))
 
 
 def _certs_from_another_ca(tmp_path, suite_certs: BrokerCertificates) -> BrokerCertificates:
@@ -202,9 +209,9 @@ def _expired_server_cert(tmp_path, suite_certs: BrokerCertificates) -> BrokerCer
 # The core names the refusal on every backend: the host maps OpenSSL's verify error, the ESP-IDF shell
 # mbedtls' verify flags (esp-tls may hand over no flags, only -0x2700: "verification failed").
 def _certificate_refusal(dut, backend: Backend) -> bytes:
-    pattern = re.compile(rb"^aliyun: server certificate rejected: ([^\r\n]+)\r?$", re.MULTILINE)
-    reason = dut.expect(pattern, timeout=backend.timeout(ONLINE_S)).group(1)
-    dut.expect_exact("aliyun: connect failed", timeout=backend.timeout(5))
+    pattern = rb"aliyun: server certificate rejected: ([^\r\n]+)"
+    reason = expect_line(dut, pattern, regex=True, timeout=backend.timeout(ONLINE_S)).group(1)
+    expect_line(dut, "aliyun: connect failed", timeout=backend.timeout(5))
     return reason
 
 
@@ -235,7 +242,7 @@ def test_a_second_device_with_the_same_triple_kicks_the_first(
     )
     try:
         assert outcome.accepted
-        dut.expect_exact("aliyun: mqtt disconnected", timeout=backend.timeout(5))
-        dut.expect(re.compile(rb"aliyun: reconnecting in \d+ ms"), timeout=backend.timeout(5))
+        expect_line(dut, "aliyun: mqtt disconnected", timeout=backend.timeout(5))
+        expect_line(dut, rb"aliyun: reconnecting in \d+ ms", regex=True, timeout=backend.timeout(5))
     finally:
         intruder.close()
