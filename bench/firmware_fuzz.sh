@@ -19,8 +19,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 comp="$here/firmware/components"
 clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-    -I"$comp/aliyun_auth/include" -I"$comp/aliyun_link/include" -I/usr/include/cjson \
+    -I"$comp/aliyun_auth/include" -I"$comp/aliyun_link/include" -I"$comp/aliyun_hash" -I/usr/include/cjson \
     "$here/bench/firmware/fuzz_inbound.c" "$comp"/aliyun_auth/*.c "$comp"/aliyun_link/*.c \
+    "$comp/aliyun_hash/aliyun_hash_hmac.c" "$comp/aliyun_hash/aliyun_hash_mbedtls.c" \
     -lcjson -lmbedcrypto -o "$work/fuzz_inbound"
 
 corpus="$work/corpus"

@@ -1,11 +1,11 @@
-"""Code size (.text + .rodata) of the firmware's pure C components on an ESP32-C3-class target.
+"""Code size (.text, and .text + .rodata) of the firmware's pure C components on an ESP32-C3-class target.
 
-Builds firmware/components/aliyun_auth and aliyun_link with Debian's riscv64-unknown-elf-gcc
-(`-march=rv32imc -mabi=ilp32 -Os`, picolibc headers, Debian's mbedtls 2.28 and cJSON headers), links
-them with a small driver and link-only stand-ins for mbedtls and cJSON (bench/firmware/size_stubs.c,
-not counted), and reads the linker map, so calls are measured after linker relaxation as in a firmware
-image. Goal: aliyun_auth's signing path at most 1 KB. Installs the toolchain with apt-get when
-missing (as root). Usage: python bench/firmware_size.py
+Builds firmware/components/aliyun_auth and aliyun_link (the files of each component's `set(srcs ...)`)
+with Debian's riscv64-unknown-elf-gcc (`-march=rv32imc -mabi=ilp32 -Os`, picolibc headers, Debian's cJSON
+header), links them with a small driver and link-only stand-ins for the HMAC provider and cJSON
+(bench/firmware/size_stubs.c, not counted), and reads the linker map, so calls are measured after linker
+relaxation as in a firmware image. Goal (issue 13): the whole aliyun_auth component at most 1,024 bytes of
+.text. Installs the toolchain with apt-get when missing (as root). Usage: python bench/firmware_size.py
 """
 
 from __future__ import annotations
@@ -33,11 +33,23 @@ CFLAGS = [
     "-Wextra",
     "-Werror",
 ]
-SOURCES = {
-    "aliyun_auth": ["aliyun_auth.c", "aliyun_auth_check.c"],
-    "aliyun_link": ["aliyun_link.c", "alink_backoff.c", "alink_json.c", "alink_status.c", "alink_topics.c"],
-}
-SIGNING_GOAL_BYTES = 1024
+COMPONENT_NAMES = ("aliyun_auth", "aliyun_link")
+
+
+def component_sources(name: str) -> list[str]:
+    """The component's own file list, `set(srcs ...)` in its CMakeLists.txt (the list both builds use)."""
+    cmake = (COMPONENTS / name / "CMakeLists.txt").read_text()
+    match = re.search(r"^set\(srcs ([^)]*)\)", cmake, re.MULTILINE)
+    if match is None:
+        sys.exit(f"firmware_size: no set(srcs ...) in {name}/CMakeLists.txt")
+    return match.group(1).split()
+
+
+SOURCES = {name: component_sources(name) for name in COMPONENT_NAMES}
+# The provider's RFC 2104 code, which left aliyun_auth with the hash table (issue 14): shown, not in the goal.
+# (Its digest files call Mbed TLS or PSA Crypto and are a shell's choice.)
+PROVIDER_SOURCES = {"aliyun_hash": ["aliyun_hash_hmac.c"]}
+AUTH_TEXT_GOAL_BYTES = 1024
 CODE_SECTION = re.compile(r"^ (\.(?:text|rodata|srodata)\S*)(?:\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+))?$")
 CONTINUATION = re.compile(r"^\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+(\S+)$")
 
@@ -52,39 +64,43 @@ def ensure_toolchain() -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *APT_PACKAGES], check=True)
 
 
-def code_bytes_by_object(map_text: str) -> dict[str, int]:
-    """Sum the sizes of .text/.rodata input sections per object file, as the linker placed them."""
-    sizes: dict[str, int] = {}
-    pending = False
+def code_bytes_by_object(map_text: str) -> dict[str, tuple[int, int]]:
+    """Sum the sizes of .text and of .rodata input sections per object file, as the linker placed them:
+    object -> (text, rodata)."""
+    sizes: dict[str, tuple[int, int]] = {}
+    pending: str | None = None
+
+    def add(section: str, obj: str, size: int) -> None:
+        text, rodata = sizes.get(obj, (0, 0))
+        sizes[obj] = (text + size, rodata) if section.startswith(".text") else (text, rodata + size)
+
     for line in map_text.splitlines():
         match = CODE_SECTION.match(line)
         if match:
             if match.group(2):
-                obj = Path(match.group(4)).name
-                sizes[obj] = sizes.get(obj, 0) + int(match.group(3), 16)
-                pending = False
+                add(match.group(1), Path(match.group(4)).name, int(match.group(3), 16))
+                pending = None
             else:
-                pending = True  # a long section name: the address and size follow on the next line
+                pending = match.group(1)  # a long section name: the address and size follow on the next line
             continue
         if pending:
             cont = CONTINUATION.match(line)
             if cont:
-                obj = Path(cont.group(3)).name
-                sizes[obj] = sizes.get(obj, 0) + int(cont.group(2), 16)
-        pending = False
+                add(pending, Path(cont.group(3)).name, int(cont.group(2), 16))
+        pending = None
     return sizes
 
 
-def build(workdir: Path) -> dict[str, int]:
+def build(workdir: Path) -> dict[str, tuple[int, int]]:
     """Compile every component source and the driver, link, and return code bytes per object."""
     include = workdir / "include"
     include.mkdir()
-    # Only the library headers: the host's libc headers must not shadow picolibc's.
-    (include / "mbedtls").symlink_to("/usr/include/mbedtls")
+    # Only the library header: the host's libc headers must not shadow picolibc's.
     (include / "cJSON.h").symlink_to("/usr/include/cjson/cJSON.h")
-    includes = [f"-I{include}"] + [f"-I{COMPONENTS / name / 'include'}" for name in SOURCES]
+    includes = [f"-I{include}", f"-I{COMPONENTS / 'aliyun_hash'}"]
+    includes += [f"-I{COMPONENTS / name / 'include'}" for name in SOURCES]
     objects: list[Path] = []
-    for name, files in SOURCES.items():
+    for name, files in {**SOURCES, **PROVIDER_SOURCES}.items():
         for source in files:
             obj = workdir / f"{Path(source).stem}.o"
             subprocess.run([CC, *CFLAGS, *includes, "-c", str(COMPONENTS / name / source), "-o", str(obj)], check=True)
@@ -105,21 +121,25 @@ def main() -> int:
     ensure_toolchain()
     with tempfile.TemporaryDirectory(prefix="firmware-size-") as tmp:
         sizes = build(Path(tmp))
-    print(f"{'component':<12} {'file':<22} {'text+rodata (bytes)':>20}")
-    totals: dict[str, int] = {}
+    print(f"{'component':<12} {'file':<22} {'.text':>8} {'.text+.rodata':>14}")
+    totals: dict[str, tuple[int, int]] = {}
     for name, files in SOURCES.items():
         for source in files:
-            size = sizes.get(f"{Path(source).stem}.o", 0)
-            totals[name] = totals.get(name, 0) + size
-            print(f"{name:<12} {source:<22} {size:>20}")
-    for name, total in totals.items():
-        print(f"{name:<12} {'(total)':<22} {total:>20}")
-    signing = sizes.get("aliyun_auth.o", 0)
-    verdict = "met" if signing <= SIGNING_GOAL_BYTES else "MISSED"
-    print(f"signing path (aliyun_auth.c): {signing} bytes, goal <= {SIGNING_GOAL_BYTES}: {verdict}")
-    print(f"aliyun_auth with validation, names and messages: {totals['aliyun_auth']} bytes")
+            text, rodata = sizes.get(f"{Path(source).stem}.o", (0, 0))
+            total_text, total_rodata = totals.get(name, (0, 0))
+            totals[name] = (total_text + text, total_rodata + rodata)
+            print(f"{name:<12} {source:<22} {text:>8} {text + rodata:>14}")
+    for name, (text, rodata) in totals.items():
+        print(f"{name:<12} {'(total)':<22} {text:>8} {text + rodata:>14}")
+    for name, files in PROVIDER_SOURCES.items():
+        for source in files:
+            text, rodata = sizes.get(f"{Path(source).stem}.o", (0, 0))
+            print(f"{name:<12} {source:<22} {text:>8} {text + rodata:>14}   (HMAC provider, not aliyun_auth)")
+    auth_text = totals["aliyun_auth"][0]
+    verdict = "met" if auth_text <= AUTH_TEXT_GOAL_BYTES else "MISSED"
+    print(f"aliyun_auth (all its files): {auth_text} bytes of .text, goal <= {AUTH_TEXT_GOAL_BYTES}: {verdict}")
     print("target: rv32imc ilp32 -Os, Debian riscv64-unknown-elf-gcc + picolibc, after --gc-sections and relaxation")
-    return 0 if signing <= SIGNING_GOAL_BYTES else 1
+    return 0 if auth_text <= AUTH_TEXT_GOAL_BYTES else 1
 
 
 if __name__ == "__main__":

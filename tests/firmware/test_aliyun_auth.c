@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -135,7 +136,9 @@ static void test_refusals(void **state)
 
     r = vector_request(), r.client_id = "a|b";
     expect_refusal(r, ALIYUN_AUTH_ERR_CHARSET, ALIYUN_FIELD_CLIENT_ID);
-    r = vector_request(), r.client_id = "a,securemode=3";
+    r = vector_request(), r.client_id = "a\nb";
+    expect_refusal(r, ALIYUN_AUTH_ERR_CHARSET, ALIYUN_FIELD_CLIENT_ID);
+    r = vector_request(), r.client_id = "a\x7f";
     expect_refusal(r, ALIYUN_AUTH_ERR_CHARSET, ALIYUN_FIELD_CLIENT_ID);
     r = vector_request(), r.product_key = "";
     expect_refusal(r, ALIYUN_AUTH_ERR_EMPTY, ALIYUN_FIELD_PRODUCT_KEY);
@@ -170,6 +173,44 @@ static void test_refusals(void **state)
     assert_int_equal(aliyun_auth_sign(NULL, &c, NULL), ALIYUN_AUTH_ERR_ARG);
     r = vector_request();
     assert_int_equal(aliyun_auth_sign(&r, NULL, NULL), ALIYUN_AUTH_ERR_ARG);
+}
+
+/* The client ids Alibaba's SDKs and the platform use ("pk.dn", "pk&dn"), and endpoints that are
+ * addresses: signed as given. Only "|" and control characters end a client id. */
+static void test_client_ids_of_the_sdks_and_address_endpoints(void **state)
+{
+    (void)state;
+    static const char *const ids[] = {"pk.device", "pk&device", "a,b=c d", "A4:CF:12:34:56:78"};
+    static const char *const endpoints[] = {"127.0.0.1", "localhost", "::1", "192.168.1.20"};
+    aliyun_auth_credentials_t c;
+    char expected[ALIYUN_AUTH_MQTT_CLIENT_ID_SIZE];
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        aliyun_auth_request_t r = vector_request();
+        r.client_id = ids[i];
+        assert_int_equal(aliyun_auth_sign(&r, &c, NULL), ALIYUN_AUTH_OK);
+        snprintf(expected, sizeof expected, "%s|securemode=2,signmethod=hmacsha1,timestamp=789|", ids[i]);
+        assert_string_equal(c.client_id, expected);
+    }
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++) {
+        aliyun_auth_request_t r = vector_request();
+        r.endpoint = endpoints[i];
+        assert_int_equal(aliyun_auth_sign(&r, &c, NULL), ALIYUN_AUTH_OK);
+        assert_string_equal(c.host, endpoints[i]);
+        assert_string_equal(c.password, VECTOR_SHA1);
+    }
+}
+
+static void test_every_status_has_its_message(void **state)
+{
+    (void)state;
+    static const char *const messages[] = {"ok",        "invalid argument",        "empty",
+                                           "character not allowed", "too long", "too short",
+                                           "output buffer too small", "digest failed"};
+    for (int s = ALIYUN_AUTH_OK; s <= ALIYUN_AUTH_ERR_CRYPTO; s++) {
+        assert_string_equal(aliyun_auth_strerror((aliyun_auth_status_t)s), messages[s]);
+    }
+    assert_string_equal(aliyun_auth_strerror((aliyun_auth_status_t)99), "unknown status");
+    assert_string_equal(aliyun_auth_strerror((aliyun_auth_status_t)-1), "unknown status");
 }
 
 static void test_host_that_does_not_fit_is_an_error(void **state)
@@ -235,6 +276,8 @@ int main(void)
         cmocka_unit_test(test_no_timestamp_left_out_of_id_and_content),
         cmocka_unit_test(test_keys_at_and_over_block_size),
         cmocka_unit_test(test_endpoint_and_plain_mode),
+        cmocka_unit_test(test_client_ids_of_the_sdks_and_address_endpoints),
+        cmocka_unit_test(test_every_status_has_its_message),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_host_that_does_not_fit_is_an_error),
         cmocka_unit_test(test_password_buffer_edges),

@@ -2,8 +2,9 @@
  * aliyun_auth: the MQTT CONNECT parameters (client id with its extension, username, password, host,
  * port) for one device of Alibaba Cloud IoT Platform, from its triple.
  *
- * Pure C99 over mbedtls' MD5/SHA-1/SHA-256 contexts. No ESP-IDF include and no heap: the HMAC is our
- * own RFC 2104 construction on stack contexts, because mbedtls_md_setup() allocates its contexts.
+ * Pure C99, bound to no crypto library: the HMAC comes from the table aliyun_auth_hash, which the
+ * build links in from a provider (components/aliyun_hash: RFC 2104 over Mbed TLS 2.28/3.x one-shot
+ * digests, or over PSA Crypto on Mbed TLS 4 / ESP-IDF v6). No ESP-IDF include and no heap.
  * Every output goes to a caller-owned buffer of a stated size; what does not fit is an error
  * (ALIYUN_AUTH_ERR_BUFFER), never an overflow.
  *
@@ -48,7 +49,7 @@ typedef enum {
     ALIYUN_AUTH_ERR_TOO_LONG,      /* a field is over its limit (client id: 64 characters) */
     ALIYUN_AUTH_ERR_TOO_SHORT,     /* a DeviceName under 4 characters */
     ALIYUN_AUTH_ERR_BUFFER,        /* an output would not fit its buffer (nothing is cut short) */
-    ALIYUN_AUTH_ERR_CRYPTO,        /* an mbedtls digest call failed */
+    ALIYUN_AUTH_ERR_CRYPTO,        /* the digest provider failed */
 } aliyun_auth_status_t;
 
 typedef enum {
@@ -56,6 +57,19 @@ typedef enum {
     ALIYUN_SIGN_HMACSHA1 = 1,
     ALIYUN_SIGN_HMACSHA256 = 2,
 } aliyun_sign_method_t;
+
+/*
+ * The keyed hash signing needs, provided by the shell's build (one provider linked per image).
+ * hmac: HMAC (RFC 2104) with the method's hash, MD5 (16 bytes), SHA-1 (20) or SHA-256 (32), of
+ * msg[0..msg_len) under key[0..key_len) into mac, which may overlap msg (read msg first); 0 on success.
+ * It must not allocate (signing makes no heap allocation) nor keep any data.
+ */
+typedef struct {
+    int (*hmac)(aliyun_sign_method_t method, const unsigned char *key, size_t key_len, const unsigned char *msg,
+                size_t msg_len, unsigned char *mac);
+} aliyun_auth_hash_t;
+
+extern const aliyun_auth_hash_t aliyun_auth_hash;
 
 /* Which field a validation error is about (for a precise message). */
 typedef enum {
@@ -92,8 +106,10 @@ typedef struct {
 /*
  * Checks what the platform refuses: NULL request, unknown method or secure mode (ERR_ARG); an empty
  * field; characters outside the field's alphabet (ProductKey and DeviceSecret: printable ASCII but
- * space; DeviceName and client id: letters, digits and "-_@.:"; timestamp: digits; region and
- * endpoint: letters, digits, "-" and "."); a field over its limit; a DeviceName under 4 characters.
+ * space; DeviceName: letters, digits and "-_@.:"; client id: anything but "|" and control characters,
+ * so "pk.dn" and "pk&dn" as Alibaba's SDKs use them pass; timestamp: digits; region: letters, digits,
+ * "-" and "."; endpoint: the same and ":", so a host name, an IPv4 or IPv6 address or localhost); a
+ * field over its limit (client id: 64 bytes); a DeviceName under 4 characters.
  * The same rules as `provision sign` (provision/signing.py), which is stricter on region and endpoint
  * syntax. Fields are checked in the order product key, device name, secret, client id, timestamp,
  * region (when legacy, or when given), endpoint (when given), and the first
