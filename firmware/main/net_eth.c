@@ -22,7 +22,9 @@
 static const char *TAG = "net_eth";
 
 /* QEMU emulates a DP83848C PHY behind the OpenCores MAC (esp_eth/src/openeth/esp_eth_mac_openeth.c), and its
- * link is up at once: a short auto-negotiation timeout keeps the boot quick, as in IDF's example. */
+ * link is up at once: a short auto-negotiation timeout keeps the boot quick, as in IDF's example. The
+ * generic IEEE 802.3 PHY driver (esp_eth_phy_new_generic, ESP-IDF v5.3 and later) drives it: v6.0 removed
+ * the chip-specific drivers such as esp_eth_phy_new_dp83848 (now in esp-eth-drivers). */
 #define OPENETH_AUTONEGO_TIMEOUT_MS 100
 
 static net_connect_signal_fn s_signal;
@@ -57,7 +59,7 @@ esp_err_t net_connect_start(net_connect_signal_fn signal)
     }
     phy_config.autonego_timeout_ms = OPENETH_AUTONEGO_TIMEOUT_MS;
     esp_eth_mac_t *mac = esp_eth_mac_new_openeth(&mac_config);
-    esp_eth_phy_t *phy = esp_eth_phy_new_dp83848(&phy_config);
+    esp_eth_phy_t *phy = esp_eth_phy_new_generic(&phy_config);
     if (mac == NULL || phy == NULL) {
         ESP_LOGE(TAG, "no OpenCores MAC or PHY instance (out of memory)");
         return ESP_ERR_NO_MEM;
