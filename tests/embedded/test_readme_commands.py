@@ -127,6 +127,17 @@ def test_the_readme_qemu_line_passes():
 
 
 @pytest.mark.hardware
+def test_the_readme_esp32c3_qemu_line_passes():
+    """Needs Espressif's QEMU for RISC-V (qemu-system-riscv32), pytest-embedded-qemu and the ESP32-C3 QEMU build
+    with its eFuse image (README "QEMU and real boards")."""
+    command = _find([".venv/bin/pytest", "tests/embedded"], "idf,qemu", "esp32c3")
+    build = REPO_ROOT / "firmware/build_qemu_c3"
+    if shutil.which("qemu-system-riscv32") is None or not (build / "qemu_efuse.bin").is_file():
+        pytest.skip("hardware: no qemu-system-riscv32 or no firmware/build_qemu_c3 with its eFuse image here")
+    _run_hardware_line(command, "ESP32-C3 QEMU run")
+
+
+@pytest.mark.hardware
 def test_the_readme_board_line_passes():
     """Needs a flashed board on /dev/ttyUSB0 and pytest-embedded-serial-esp."""
     command = _find([".venv/bin/pytest", "tests/embedded"], "esp,idf")

@@ -97,9 +97,9 @@ def test_the_nvs_and_flash_image_lines_put_the_triple_at_fctry(tmp_path: Path) -
 def test_the_build_line_is_the_one_the_qemu_defaults_file_names() -> None:
     build = _find("idf.py")
     defaults = build[build.index("-D") :]
-    assert "SDKCONFIG_DEFAULTS=sdkconfig.defaults;sdkconfig.defaults.qemu" in defaults
+    assert "SDKCONFIG_DEFAULTS=sdkconfig.defaults;sdkconfig.defaults.qemu;sdkconfig.defaults.suite" in defaults
     assert "SDKCONFIG=build_qemu/sdkconfig" in defaults
-    for name in ("sdkconfig.defaults", "sdkconfig.defaults.qemu"):
+    for name in ("sdkconfig.defaults", "sdkconfig.defaults.qemu", "sdkconfig.defaults.suite"):
         assert (REPO / "firmware" / name).is_file()
     header = (REPO / "firmware/sdkconfig.defaults.qemu").read_text()
     named = next(line for line in header.splitlines() if "idf.py" in line)
@@ -130,3 +130,37 @@ def test_the_qemu_line_gives_the_guest_ethernet_and_is_the_same_in_the_e2e_secti
     assert extra[extra.index("-nic") + 1] == "user,model=open_eth"
     assert extra[extra.index("-global") + 1] == "driver=timer.esp32.timg,property=wdt_disable,value=true"
     assert command in _commands("## Local broker and end-to-end tests")
+
+
+def test_the_esp32c3_build_uses_the_same_defaults_for_its_target() -> None:
+    build = next(c for c in _commands() if "idf.py" in c and "IDF_TARGET=esp32c3" in c)
+    assert "SDKCONFIG_DEFAULTS=sdkconfig.defaults;sdkconfig.defaults.qemu;sdkconfig.defaults.suite" in build
+    assert "SDKCONFIG=build_qemu_c3/sdkconfig" in build and build[build.index("-B") + 1] == "build_qemu_c3"
+
+
+def test_the_esp32c3_efuse_line_writes_chip_revision_0_3(tmp_path: Path) -> None:
+    line = next(c for c in _commands() if c[:2] == ["python3", "-c"] and "qemu_efuse.bin" in c[2])
+    (tmp_path / "firmware" / "build_qemu_c3").mkdir(parents=True)
+    result = _run([sys.executable, *line[1:]], tmp_path)
+    assert result.returncode == 0, result.stderr
+    image = (tmp_path / "firmware" / "build_qemu_c3" / "qemu_efuse.bin").read_bytes()
+    # ESP-IDF v5.5 tools/idf_py_actions/qemu_ext.py, esp32c3 default_efuse ("Chip revision 0.3")
+    assert len(image) == 1024 and image[37] == 0x0C and image.count(0) == 1023
+
+
+def test_the_esp32c3_line_drives_the_efuse_through_extra_args_not_the_efuse_option() -> None:
+    command = next(c for c in _commands() if "tests/embedded" in c and "esp32c3" in c and "idf,qemu" in c)
+    assert "--qemu-efuse-path" not in command  # pytest-embedded-qemu 2.9.3 would add a UART-download strap
+    extra = shlex.split(command[command.index("--qemu-extra-args") + 1])
+    assert extra[extra.index("-nic") + 1] == "user,model=open_eth"
+    assert "driver=timer.esp32c3.timg,property=wdt_disable,value=true" in extra
+    drive = extra[extra.index("-drive") + 1]
+    assert drive == "file=firmware/build_qemu_c3/qemu_efuse.bin,if=none,format=raw,id=efuse"
+    assert "driver=nvram.esp32c3.efuse,property=drive,value=efuse" in extra
+    assert command[command.index("--build-dir") + 1] == "firmware/build_qemu_c3"
+    assert command in _commands("## Local broker and end-to-end tests")
+
+
+def test_the_esp32c3_line_uses_only_options_pytest_and_the_suite_have(suite_options: set[str]) -> None:
+    command = next(c for c in _commands() if "tests/embedded" in c and "esp32c3" in c and "idf,qemu" in c)
+    assert {word.split("=")[0] for word in command if word.startswith("--")} - suite_options == set()
