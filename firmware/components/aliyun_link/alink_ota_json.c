@@ -151,7 +151,7 @@ alink_ota_verdict_t alink_ota_parse_upgrade(const char *payload, size_t len, ali
         return v;
     }
     memset(&job, 0, sizeof job);
-    cJSON *root = cJSON_ParseWithLength(payload, len);
+    cJSON *root = cJSON_ParseWithLengthOpts(payload, len, NULL, 0);
     if (!root) {
         /* cJSON does not tell an allocation failure from bad JSON; a payload under the size limit
          * almost never exhausts the heap, so bad JSON is the honest guess */
