@@ -8,6 +8,16 @@
  *   up   /ota/device/progress/{pk}/{dn}  {"id":"2","params":{"step":"1".."100"|"-1".."-4","desc":"..",
  *                                         "module":"default"}}
  *
+ * Log lines (ALINK_ACT_LOG, as in aliyun_link.h):
+ *   aliyun: ota inform version=<running version>       (each time online)
+ *   aliyun: ota begin version=<v> size=<bytes>
+ *   aliyun: ota progress <n>%                          (when a progress step is due)
+ *   aliyun: ota verified: restarting into version=<v>
+ *   aliyun: ota refused: <verdict text>                (alink_ota_verdict_text)
+ *   aliyun: ota failed: step <-1..-4>: <desc>          descs: download failed, write failed, cannot switch
+ *                                                      slots, sign mismatch, size mismatch, image larger
+ *                                                      than announced
+ *
  * This header holds what needs no core: the parsed upgrade message, its checks, and the per-core OTA
  * state that alink_t embeds. The core drives the update (aliyun_link.h: ALINK_ACT_OTA_*, ALINK_EV_OTA_*).
  *
