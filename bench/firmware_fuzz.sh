@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the firmware core's inbound-message handler (bench/firmware/fuzz_inbound.c) with libFuzzer
+# Fuzzes the firmware core's inbound-message handler (commands and the OTA upgrade message, and the
+# shell's OTA events) (bench/firmware/fuzz_inbound.c) with libFuzzer
 # under AddressSanitizer + UndefinedBehaviorSanitizer for a bounded time, and prints libFuzzer's
 # final figures. Not part of scripts/test. Installs clang and its libFuzzer runtime when missing.
 #   bench/firmware_fuzz.sh [SECONDS]   (default 60)
@@ -31,11 +32,15 @@ printf '\x00{"id":"1","version":"1.0","params":{"LightSwitch":1},"method":"thing
 printf '\x01{"dn":"dev1","s":1}' >"$corpus/setled"
 printf '\x01{"dn":"dev2","s":0}' >"$corpus/other-device"
 printf '\x00{"id":"7","params":[[[[[[[1]]]]]]]}' >"$corpus/nested"
+# OTA: byte 0 = 3 is the upgrade topic; 0xe0 runs an accepted update through the shell's events.
+printf '\x03{"code":"1000","data":{"size":4096,"sign":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","signMethod":"SHA256","md5":"","url":"https://oss.example.com/fw.bin","version":"2.0.0","module":"default","extData":{}},"id":1,"message":"success"}' >"$corpus/upgrade"
+printf '\x03{"code":"1000","data":{"size":10,"sign":"0123456789abcdef0123456789abcdef","signMethod":"Md5","url":"http://h/x","version":"1.0.0"}}' >"$corpus/upgrade-refused"
+printf '\xe0\x00\x10\x01\x00\x00\xff\x02\x00\x01\x00\x03\xe89f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08' >"$corpus/ota-events"
 
 echo "fuzzing the inbound-message handler for ${seconds} s"
 mkdir -p "$here/out"
 set +e
-"$work/fuzz_inbound" -max_total_time="$seconds" -max_len=1200 -print_final_stats=1 -artifact_prefix="$here/out/" \
+"$work/fuzz_inbound" -max_total_time="$seconds" -max_len=2200 -print_final_stats=1 -artifact_prefix="$here/out/" \
     "$corpus" >"$work/log" 2>&1
 status=$?
 set -e

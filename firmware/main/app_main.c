@@ -27,6 +27,7 @@
 #include "mqtt_link.h"
 #include "net_connect.h"
 #include "nvs_flash.h"
+#include "ota_update.h"
 #include "sdkconfig.h"
 #include "shell_events.h"
 
@@ -140,6 +141,12 @@ static void emit(void *ctx, const alink_action_t *a)
         fflush(stdout);
         esp_restart();
         break;
+    case ALINK_ACT_OTA_BEGIN:
+    case ALINK_ACT_OTA_FINISH:
+    case ALINK_ACT_OTA_ABORT:
+    case ALINK_ACT_OTA_CONFIRM:
+        ota_update_action(a);
+        break;
     }
 }
 
@@ -178,6 +185,13 @@ static bool translate(const shell_event_t *in, alink_event_t *out)
         out->u.message.too_large = m->too_large;
         break;
     }
+    case ALINK_EV_OTA_PROGRESS:
+    case ALINK_EV_OTA_DOWNLOADED:
+    case ALINK_EV_OTA_FAILED:
+        out->u.ota.received_bytes = in->ota_bytes;
+        out->u.ota.digest_hex = ota_update_digest_hex();
+        out->u.ota.step = (alink_ota_step_t)in->ota_step;
+        break;
     default:
         break;
     }
@@ -226,6 +240,8 @@ static void configure_core(void)
     cfg.post_period_ms = CONFIG_ALIYUN_POST_PERIOD_S * 1000u;
     cfg.restart_network_after_ms = CONFIG_ALIYUN_RESTART_NETWORK_AFTER_S * 1000u;
     cfg.reboot_after_ms = CONFIG_ALIYUN_REBOOT_AFTER_S * 1000u;
+    cfg.firmware_version = ota_update_running_version();
+    cfg.ota_slot_bytes = ota_update_slot_bytes();
     alink_status_t st = alink_init(&s_core, &cfg, emit, NULL, &bad);
     if (st != ALINK_OK) {
         static const char *const fields[] = {"configuration", "product key", "device name", "device secret",

@@ -25,12 +25,14 @@ typedef struct {
     int msg_id;               /* SUBACK: the msg id esp-mqtt returned for the SUBSCRIBE */
     bool granted;             /* SUBACK */
     int slot;                 /* MESSAGE: index into the message pool */
+    uint32_t ota_bytes;       /* OTA_PROGRESS, OTA_DOWNLOADED: bytes written to the passive slot */
+    int ota_step;             /* OTA_FAILED: an alink_ota_step_t */
 } shell_event_t;
 
 typedef struct {
     char topic[ALINK_TOPIC_SIZE];
     size_t topic_len;
-    char payload[ALINK_INBOUND_MAX];
+    char payload[ALINK_OTA_MESSAGE_MAX > ALINK_INBOUND_MAX ? ALINK_OTA_MESSAGE_MAX : ALINK_INBOUND_MAX];
     size_t payload_len;
     bool too_large;
 } shell_message_t;

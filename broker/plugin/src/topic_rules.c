@@ -23,6 +23,15 @@ bool topic_allowed_for_device(const char *product_key, const char *device_name, 
     if (topic[0] == '/' && starts_with_device(topic + 1, product_key, device_name)) {
         return true;
     }
+    if (strncmp(topic, "/ota/device/", 12) == 0) {
+        /* Alibaba's OTA topics: /ota/device/{inform|upgrade|progress|...}/{pk}/{dn}, the device last */
+        const char *kind_end = strchr(topic + 12, '/');
+        size_t pk_len = strlen(product_key);
+        if (kind_end != NULL && kind_end > topic + 12 && strncmp(kind_end + 1, product_key, pk_len) == 0
+            && kind_end[1 + pk_len] == '/' && strcmp(kind_end + 2 + pk_len, device_name) == 0) {
+            return true;
+        }
+    }
     if (strncmp(topic, "/ext/", 5) == 0) {
         /* at least one level after /ext/, then the device's two levels at some level boundary */
         const char *level = strchr(topic + 5, '/');

@@ -66,6 +66,12 @@ static void test_topics(void)
     CHECK(!topic_allowed_for_device("pk", "dn", "#"));
     CHECK(!topic_allowed_for_device("pk", "dn", "/pkx/dn/x"));
     CHECK(!topic_allowed_for_device("pk", "", "/pk//x"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ota/device/inform/pk/dn"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn2"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn/x"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device//pk/dn"));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/+/pk/+"));
 
     CHECK(topic_filter_matches("/a/b", "/a/b"));
     CHECK(!topic_filter_matches("/a/b", "/a/bc"));

@@ -1,5 +1,6 @@
 /* The connection state machine and command handling; the contract is in aliyun_link.h. */
 #include "aliyun_link.h"
+#include "alink_ota_core.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -199,6 +200,7 @@ static void go_online(alink_t *c, uint64_t now_ms)
     set_state(c, ALINK_STATE_ONLINE, now_ms);
     c->outage_started = false;
     log_line(c, "aliyun: online");
+    alink_ota_online(c, now_ms);
     post_properties(c);
     c->next_post_ms = now_ms + c->config.post_period_ms;
 }
@@ -289,6 +291,8 @@ static void on_message(alink_t *c, const alink_event_t *ev)
         on_property_set(c, ev);
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
         on_setled(c, ev);
+    } else if (alink_ota_message(c, ev)) {
+        /* handled by the OTA part */
     } else {
         log_line(c, "aliyun: ignored message: unknown topic");
     }
@@ -298,11 +302,13 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
 {
     unsigned index = ev->u.suback.index;
     unsigned bit = 1u << index;
-    if (c->state != ALINK_STATE_SUBSCRIBING || index >= ALINK_SUBSCRIPTIONS || !(c->subacks_pending & bit)) {
+    if (c->state != ALINK_STATE_SUBSCRIBING || index >= c->subscription_count || !(c->subacks_pending & bit)) {
         return; /* stale or duplicate */
     }
     c->subacks_pending &= ~bit;
-    const char *topic = c->topics[index == 0 ? ALINK_TOPIC_PROPERTY_SET : ALINK_TOPIC_USER_SETLED];
+    const char *topic = index == 2u  ? alink_ota_subscription(c)
+                        : index == 0 ? c->topics[ALINK_TOPIC_PROPERTY_SET]
+                                     : c->topics[ALINK_TOPIC_USER_SETLED];
     log_line(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
     if (c->subacks_pending == 0) {
         go_online(c, ev->now_ms);
@@ -311,8 +317,6 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
 
 static void on_connected(alink_t *c, const alink_event_t *ev)
 {
-    static const alink_topic_t subscriptions[ALINK_SUBSCRIPTIONS] = {ALINK_TOPIC_PROPERTY_SET,
-                                                                     ALINK_TOPIC_USER_SETLED};
     if (c->state == ALINK_STATE_BACKOFF || c->state == ALINK_STATE_WAIT_NETWORK ||
         c->state == ALINK_STATE_WAIT_TIME) {
         emit_simple(c, ALINK_ACT_DISCONNECT); /* an attempt the core gave up has connected after all */
@@ -324,10 +328,13 @@ static void on_connected(alink_t *c, const alink_event_t *ev)
     log_line(c, "aliyun: mqtt connected");
     c->connected_at_ms = ev->now_ms;
     set_state(c, ALINK_STATE_SUBSCRIBING, ev->now_ms);
-    c->subacks_pending = (1u << ALINK_SUBSCRIPTIONS) - 1u;
-    for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {
+    const char *topics[ALINK_SUBSCRIPTIONS] = {c->topics[ALINK_TOPIC_PROPERTY_SET],
+                                               c->topics[ALINK_TOPIC_USER_SETLED], alink_ota_subscription(c)};
+    c->subscription_count = topics[2] ? 3u : 2u;
+    c->subacks_pending = (1u << c->subscription_count) - 1u;
+    for (unsigned i = 0; i < c->subscription_count; i++) {
         alink_action_t a = {.type = ALINK_ACT_SUBSCRIBE};
-        a.u.subscribe.topic = c->topics[subscriptions[i]];
+        a.u.subscribe.topic = topics[i];
         a.u.subscribe.index = i;
         a.u.subscribe.qos = 1; /* commands should not be lost to a brief drop */
         emit(c, &a);
@@ -450,6 +457,9 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
             return ALINK_ERR_CONFIG;
         }
     }
+    if (alink_ota_init(core) != ALINK_OK) {
+        return ALINK_ERR_CONFIG;
+    }
     alink_backoff_init(&core->backoff, cfg->backoff_base_ms, cfg->backoff_cap_ms);
     core->emit = emit_fn;
     core->emit_ctx = emit_ctx;
@@ -463,7 +473,7 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
 
 alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
 {
-    if (!c || !c->emit || !ev || (unsigned)ev->type > ALINK_EV_TICK ||
+    if (!c || !c->emit || !ev || (unsigned)ev->type > ALINK_EV_OTA_FAILED ||
         (ev->type == ALINK_EV_MESSAGE &&
          (!ev->u.message.topic || (!ev->u.message.payload && !ev->u.message.too_large)))) {
         return ALINK_ERR_ARG;
@@ -529,6 +539,11 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
         break;
     case ALINK_EV_TICK:
         on_tick(c, ev);
+        break;
+    case ALINK_EV_OTA_PROGRESS:
+    case ALINK_EV_OTA_DOWNLOADED:
+    case ALINK_EV_OTA_FAILED:
+        alink_ota_event(c, ev);
         break;
     }
     return ALINK_OK;

@@ -8,6 +8,8 @@
  *   aliyun_device --nvs nvs.bin [--nvs-keys nvs_keys.bin | --hmac-key hmac_key.bin] [--endpoint HOST]
  *                 [--port N] [--ca FILE] [--clock-skew S] [--client-id ID] [--sign-method M]
  *                 [--backoff-base-ms N] [--backoff-cap-ms N] [--post-period-s N] [--keepalive-s N]
+ *                 [--ota-dir DIR [--ota-slot-bytes N] [--ota-confirm-s N]]
+ * With --ota-dir the device takes OTA updates into slot files there (host_ota.h); without it OTA is off.
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, sigaction, nanosleep under -std=c11 */
 
@@ -27,6 +29,8 @@
 
 #include "aliyun_link.h"
 #include "aliyun_root_ca.h"
+#include "host_ota.h"
+#include "host_ota_fetch.h"
 #include "host_tls.h"
 #include "nvs_image.h"
 
@@ -43,7 +47,7 @@ typedef struct {
     bool granted;
     char topic[ALINK_TOPIC_SIZE];
     size_t topic_len;
-    char payload[ALINK_INBOUND_MAX];
+    char payload[ALINK_OTA_MESSAGE_MAX > ALINK_INBOUND_MAX ? ALINK_OTA_MESSAGE_MAX : ALINK_INBOUND_MAX];
     size_t payload_len;
     bool too_large;
 } queued_event_t;
@@ -62,6 +66,9 @@ typedef struct {
     uint32_t backoff_cap_ms;
     uint32_t post_period_s;
     uint32_t keepalive_s;
+    const char *ota_dir;
+    uint32_t ota_slot_bytes;
+    uint32_t ota_confirm_s;
 } options_t;
 
 typedef struct {
@@ -83,6 +90,10 @@ typedef struct {
     unsigned queue_head;
     unsigned queue_count;
     bool disconnect_reported; /* for the current session */
+    host_ota_t ota;
+    char **boot_argv;         /* argv as given, for restarts (getopt reorders argv) */
+    uint64_t started_ms;
+    uint32_t ota_reported_bytes;
 } host_t;
 
 static host_t s_host;
@@ -357,6 +368,50 @@ static void mqtt_connect(const alink_action_t *a)
     }
 }
 
+static void ota_failed(alink_ota_step_t step);
+
+/* Lets the last posts (progress 100) leave before the process image is replaced. */
+static void flush_session(void)
+{
+    for (int i = 0; i < 5 && s_host.mosq != NULL; i++) {
+        if (mosquitto_loop(s_host.mosq, 20, 1) != MOSQ_ERR_SUCCESS) {
+            break;
+        }
+    }
+    mqtt_close();
+}
+
+static void ota_action(const alink_action_t *a)
+{
+    char slot[300];
+    host_ota_passive_path(&s_host.ota, slot, sizeof slot);
+    switch (a->type) {
+    case ALINK_ACT_OTA_BEGIN:
+        s_host.ota_reported_bytes = 0;
+        if (!host_ota_fetch_start(a, slot, s_host.ca_pem, s_host.ca_len)) {
+            printf("host: ota: cannot start the download\n");
+            ota_failed(ALINK_OTA_STEP_DOWNLOAD_FAILED); /* queued: the core is not re-entered */
+        }
+        break;
+    case ALINK_ACT_OTA_FINISH:
+        flush_session();
+        if (!host_ota_switch(&s_host.ota, s_host.boot_argv)) {
+            ota_failed(ALINK_OTA_STEP_UPDATE_FAILED);
+        }
+        break;
+    case ALINK_ACT_OTA_ABORT:
+        if (truncate(slot, 0) != 0) {
+            printf("host: ota: cannot clear %s\n", slot);
+        }
+        break;
+    case ALINK_ACT_OTA_CONFIRM:
+        host_ota_confirm(&s_host.ota);
+        break;
+    default:
+        break;
+    }
+}
+
 static void emit(void *ctx, const alink_action_t *a)
 {
     (void)ctx;
@@ -403,6 +458,12 @@ static void emit(void *ctx, const alink_action_t *a)
         printf("host: reboot requested\n");
         s_stop = 1;
         break;
+    case ALINK_ACT_OTA_BEGIN:
+    case ALINK_ACT_OTA_FINISH:
+    case ALINK_ACT_OTA_ABORT:
+    case ALINK_ACT_OTA_CONFIRM:
+        ota_action(a);
+        break;
     }
 }
 
@@ -411,6 +472,46 @@ static void feed(alink_event_t *ev)
     ev->now_ms = monotonic_ms();
     ev->random = random_u32();
     (void)alink_handle(&s_host.core, ev);
+}
+
+static void ota_failed(alink_ota_step_t step)
+{
+    queued_event_t *ev = enqueue(ALINK_EV_OTA_FAILED);
+    if (ev != NULL) {
+        ev->connack_code = (int)step; /* the queue's int field carries the step */
+    }
+}
+
+/* The download thread's state as core events; called from the main loop only. */
+static void poll_ota(void)
+{
+    host_ota_fetch_status_t st;
+    alink_event_t ev;
+    host_ota_fetch_poll(&st);
+    memset(&ev, 0, sizeof ev);
+    ev.u.ota.received_bytes = st.received_bytes;
+    if (st.state == HOST_OTA_FETCH_RUNNING && st.received_bytes != s_host.ota_reported_bytes) {
+        s_host.ota_reported_bytes = st.received_bytes;
+        ev.type = ALINK_EV_OTA_PROGRESS;
+        feed(&ev);
+    } else if (st.state == HOST_OTA_FETCH_DONE) {
+        ev.type = ALINK_EV_OTA_DOWNLOADED;
+        ev.u.ota.digest_hex = st.digest_hex;
+        feed(&ev);
+    } else if (st.state == HOST_OTA_FETCH_FAILED) {
+        ev.type = ALINK_EV_OTA_FAILED;
+        ev.u.ota.step = st.step;
+        feed(&ev);
+    }
+    if (s_host.options.ota_dir != NULL && s_host.ota.trying &&
+        monotonic_ms() - s_host.started_ms >= (uint64_t)s_host.options.ota_confirm_s * 1000u) {
+        /* the board's task watchdog and offline reboot end an image that never comes online; here
+         * this bound does, and the restart rolls back */
+        printf("host: ota: not online within %u s: restarting\n", (unsigned)s_host.options.ota_confirm_s);
+        mqtt_close();
+        host_ota_restart(s_host.boot_argv);
+        s_stop = 1;
+    }
 }
 
 /* Translates one queued event; false when stale (from a client already closed) or unmatched. */
@@ -427,6 +528,9 @@ static bool translate(const queued_event_t *in, alink_event_t *out)
         return true;
     case ALINK_EV_MQTT_DISCONNECTED:
         out->u.cert_refusal = in->cert_refusal;
+        return true;
+    case ALINK_EV_OTA_FAILED:
+        out->u.ota.step = (alink_ota_step_t)in->connack_code;
         return true;
     case ALINK_EV_SUBACK:
         for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {
@@ -474,7 +578,8 @@ static void usage(const char *why)
     fprintf(stderr, "aliyun_device: %s\n", why);
     fprintf(stderr, "usage: aliyun_device --nvs FILE [--nvs-keys FILE | --hmac-key FILE] [--endpoint HOST] [--port N]\n"
                     "       [--ca FILE] [--clock-skew S] [--client-id ID] [--sign-method hmacmd5|hmacsha1|hmacsha256]\n"
-                    "       [--backoff-base-ms N] [--backoff-cap-ms N] [--post-period-s N] [--keepalive-s N]\n");
+                    "       [--backoff-base-ms N] [--backoff-cap-ms N] [--post-period-s N] [--keepalive-s N]\n"
+                    "       [--ota-dir DIR [--ota-slot-bytes N] [--ota-confirm-s N]]\n");
     exit(2);
 }
 
@@ -500,10 +605,14 @@ static void parse_options(int argc, char **argv, options_t *o)
         {"clock-skew", required_argument, NULL, 's'},   {"client-id", required_argument, NULL, 'i'},
         {"sign-method", required_argument, NULL, 'g'},  {"backoff-base-ms", required_argument, NULL, 'b'},
         {"backoff-cap-ms", required_argument, NULL, 'B'}, {"post-period-s", required_argument, NULL, 'P'},
-        {"keepalive-s", required_argument, NULL, 'K'},  {NULL, 0, NULL, 0},
+        {"keepalive-s", required_argument, NULL, 'K'},  {"ota-dir", required_argument, NULL, 'o'},
+        {"ota-slot-bytes", required_argument, NULL, 'O'}, {"ota-confirm-s", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->sign_method = ALIYUN_SIGN_HMACSHA1;
+    o->ota_slot_bytes = 16u * 1024u * 1024u;
+    o->ota_confirm_s = 120;
     int c;
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
@@ -524,6 +633,9 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'B': o->backoff_cap_ms = (uint32_t)parse_long(optarg, 1, 86400000L, "--backoff-cap-ms"); break;
         case 'P': o->post_period_s = (uint32_t)parse_long(optarg, 0, 86400L, "--post-period-s"); break;
         case 'K': o->keepalive_s = (uint32_t)parse_long(optarg, 1, 65535, "--keepalive-s"); break;
+        case 'o': o->ota_dir = optarg; break;
+        case 'O': o->ota_slot_bytes = (uint32_t)parse_long(optarg, 1, 2147483647L, "--ota-slot-bytes"); break;
+        case 'C': o->ota_confirm_s = (uint32_t)parse_long(optarg, 1, 86400L, "--ota-confirm-s"); break;
         default: usage("unknown option");
         }
     }
@@ -582,6 +694,10 @@ static void configure_core(const options_t *o)
     if (o->post_period_s != 0) {
         cfg.post_period_ms = o->post_period_s * 1000u;
     }
+    if (o->ota_dir != NULL) {
+        cfg.firmware_version = host_ota_running_version();
+        cfg.ota_slot_bytes = o->ota_slot_bytes;
+    }
     alink_status_t st = alink_init(&s_host.core, &cfg, emit, NULL, &bad);
     if (st != ALINK_OK) {
         char reason[96];
@@ -593,7 +709,21 @@ static void configure_core(const options_t *o)
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* the serial console: one line at a time */
+    char *boot_argv[64];
+    if (argc >= (int)(sizeof boot_argv / sizeof boot_argv[0])) {
+        usage("too many arguments");
+    }
+    memcpy(boot_argv, argv, (size_t)(argc + 1) * sizeof *argv);
+    s_host.boot_argv = boot_argv;
+    s_host.started_ms = monotonic_ms();
     parse_options(argc, argv, &s_host.options);
+    if (s_host.options.ota_dir != NULL) {
+        char why[320];
+        if (!host_ota_boot(&s_host.ota, s_host.options.ota_dir, boot_argv, why, sizeof why)) {
+            halt(why);
+        }
+        printf("host: firmware version %s\n", host_ota_running_version());
+    }
     load_ca(&s_host.options);
     load_triple(&s_host.options, &s_triple);
     configure_core(&s_host.options);
@@ -630,6 +760,8 @@ int main(int argc, char **argv)
             nanosleep(&pause, NULL);
         }
         drain_queue();
+        poll_ota();
+        drain_queue();
         if (monotonic_ms() - last_tick_ms >= TICK_MS) {
             last_tick_ms = monotonic_ms();
             memset(&ev, 0, sizeof ev);
@@ -640,6 +772,7 @@ int main(int argc, char **argv)
             drain_queue();
         }
     }
+    host_ota_fetch_stop();
     mqtt_close();
     mosquitto_lib_cleanup();
     if (s_host.options.ca_path != NULL) {

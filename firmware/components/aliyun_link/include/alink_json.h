@@ -22,10 +22,10 @@ extern "C" {
 #endif
 
 #define ALINK_INBOUND_MAX 1024u   /* larger inbound payloads are refused before parsing */
-/* The MQTT client's receive buffer: a PUBLISH of ALINK_INBOUND_MAX payload bytes on the longest topic
- * (fixed header 5, topic length 2, topic, packet id 2) arrives whole. The ESP-IDF shell checks
- * CONFIG_MQTT_BUFFER_SIZE against it at build time (firmware/main/mqtt_link.c). */
-#define ALINK_MQTT_BUFFER_SIZE 2048u
+/* The MQTT client's receive buffer: a PUBLISH of ALINK_INBOUND_MAX payload bytes, or an OTA upgrade message of
+ * ALINK_OTA_MESSAGE_MAX (alink_ota.h), on the longest topic (fixed header 5, topic length 2, topic, packet id 2)
+ * arrives whole. The ESP-IDF shell checks CONFIG_MQTT_BUFFER_SIZE against it at build time (main/mqtt_link.c). */
+#define ALINK_MQTT_BUFFER_SIZE 3072u
 #define ALINK_JSON_DEPTH_MAX 4u   /* deepest nesting accepted ({"params":{...}} is 2) */
 #define ALINK_PAYLOAD_SIZE 256u   /* outbound payload buffer */
 #define ALINK_ID_MAX 10u          /* Alink ids: decimal strings of a uint32 */

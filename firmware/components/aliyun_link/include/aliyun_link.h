@@ -64,6 +64,7 @@
 #include "aliyun_auth.h"
 #include "alink_backoff.h"
 #include "alink_json.h"
+#include "alink_ota.h"
 #include "alink_shell_facts.h"
 #include "alink_status.h"
 #include "alink_topics.h"
@@ -77,7 +78,7 @@ extern "C" {
 /* The broker refuses keep-alives outside 30..1200 s (Aliyun MQTT CONNECT documentation). */
 #define ALINK_KEEPALIVE_MIN_S 30u
 #define ALINK_KEEPALIVE_MAX_S 1200u
-#define ALINK_SUBSCRIPTIONS 2u
+#define ALINK_SUBSCRIPTIONS 3u /* property set, setled, and the OTA upgrade when OTA is on */
 #define ALINK_LOG_MAX 192u /* a log line, NUL included; longer lines are cut at a character */
 
 typedef enum {
@@ -105,6 +106,10 @@ typedef struct {
     uint32_t post_period_ms;       /* property post period while online; 0: only after changes */
     uint32_t restart_network_after_ms; /* offline this long: restart the network (0: never) */
     uint32_t reboot_after_ms;          /* offline this long: reboot (0: never) */
+    /* OTA (alink_ota.h): the running image's version (esp_app_desc_t.version on a board); NULL turns
+     * OTA off (no inform, no upgrade subscription). ota_slot_bytes: the passive slot's size. */
+    const char *firmware_version;
+    uint32_t ota_slot_bytes;
 } alink_config_t;
 
 /* Defaults for every numeric field (the strings stay NULL). */
@@ -121,6 +126,11 @@ typedef enum {
     ALINK_EV_MESSAGE,          /* .message: a PUBLISH received (topic and payload need no NUL;
                                   payload may be NULL when too_large is set) */
     ALINK_EV_TICK,             /* periodic (1 s is plenty); .tick: fresh readings for the post */
+    ALINK_EV_OTA_PROGRESS,     /* .ota.received_bytes written to the passive slot so far */
+    ALINK_EV_OTA_DOWNLOADED,   /* the whole image is written: .ota.received_bytes and .ota.digest_hex
+                                  (the image's SHA-256 or MD5, as the BEGIN action asked, hex, NUL-ended) */
+    ALINK_EV_OTA_FAILED,       /* .ota.step: DOWNLOAD_FAILED (retries spent), WRITE_FAILED, or
+                                  UPDATE_FAILED (the slot could not be made the boot slot) */
 } alink_event_type_t;
 
 typedef struct {
@@ -148,6 +158,11 @@ typedef struct {
             int rssi_dbm;
             uint32_t free_heap_bytes;
         } tick;
+        struct {
+            uint32_t received_bytes;
+            const char *digest_hex;
+            alink_ota_step_t step;
+        } ota;
     } u;
 } alink_event_t;
 
@@ -160,6 +175,14 @@ typedef enum {
     ALINK_ACT_SET_LED,        /* .set_led.on */
     ALINK_ACT_RESTART_NETWORK,/* stop and start the network interface */
     ALINK_ACT_REBOOT,         /* restart the chip / process */
+    ALINK_ACT_OTA_BEGIN,      /* .ota_begin: download the image into the passive slot, hashing what is
+                                 written; answer with OTA_PROGRESS events, then OTA_DOWNLOADED or OTA_FAILED.
+                                 Resuming after a dropped connection and its retries are the shell's. */
+    ALINK_ACT_OTA_FINISH,     /* the digest matched: close the slot, make it the boot slot (pending
+                                 verification), restart; OTA_FAILED(UPDATE_FAILED) if that fails */
+    ALINK_ACT_OTA_ABORT,      /* discard the written slot; the running image stays the boot image */
+    ALINK_ACT_OTA_CONFIRM,    /* online (CONNACK and SUBACKs): mark the running image valid, which
+                                 cancels the rollback; sent once per start, harmless on a valid image */
 } alink_action_type_t;
 
 /* Pointers inside an action are valid only during the emit call: copy what you keep. */
@@ -192,6 +215,12 @@ typedef struct {
         struct {
             bool on;
         } set_led;
+        struct {
+            const char *url;
+            uint32_t size;
+            alink_ota_sign_method_t sign_method;
+            const char *version;
+        } ota_begin;
     } u;
 } alink_action_t;
 
@@ -231,12 +260,14 @@ typedef struct {
     uint64_t outage_since_ms;
     uint32_t next_message_id;
     unsigned subacks_pending;
+    unsigned subscription_count;
     int rssi_dbm;
     uint32_t free_heap_bytes;
     char topics[ALINK_TOPIC_COUNT][ALINK_TOPIC_SIZE];
     char payload[ALINK_PAYLOAD_SIZE];
     char line[ALINK_LOG_MAX];
     aliyun_auth_credentials_t credentials;
+    alink_ota_t ota;
 } alink_t;
 
 /*
