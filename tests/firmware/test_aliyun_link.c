@@ -671,6 +671,79 @@ static void test_init_checks_the_configuration(void **state)
     assert_string_equal(alink_state_name(ALINK_STATE_ONLINE), "online");
 }
 
+/* A product model wired in: sets go through the engine, the LED follows LightSwitch, posts carry the model. */
+typedef struct {
+    bool light;
+    int32_t brightness;
+    float temperature;
+} lamp_t;
+static const alink_thing_field_t lamp_fields[] = {
+    {.identifier = "LightSwitch", .type = ALINK_THING_BOOL, .access = ALINK_THING_RW,
+     .offset = offsetof(lamp_t, light), .size = sizeof(bool)},
+    {.identifier = "Brightness", .type = ALINK_THING_INT, .access = ALINK_THING_RW, .max = 100,
+     .offset = offsetof(lamp_t, brightness), .size = sizeof(int32_t)},
+    {.identifier = "CurrentTemperature", .type = ALINK_THING_FLOAT, .min = -40, .max = 120,
+     .offset = offsetof(lamp_t, temperature), .size = sizeof(float)},
+};
+static const alink_thing_model_t lamp_model = {lamp_fields, 3, sizeof(lamp_t), NULL, 0, NULL, 0};
+static lamp_t lamp, lamp_staging;
+static char lamp_payload[512];
+static uint64_t lamp_applied;
+
+static void lamp_apply(void *ctx, uint64_t changed)
+{
+    (void)ctx;
+    lamp_applied |= changed;
+}
+
+static void test_thing_model_sets_and_posts(void **state)
+{
+    (void)state;
+    memset(&lamp, 0, sizeof lamp);
+    lamp.temperature = 21.5f;
+    lamp_applied = 0;
+    fx.cfg.thing_model = &lamp_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_applied = lamp_apply;
+    fx.cfg.thing_staging = NULL;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_ERR_CONFIG);
+    fx.cfg.thing_staging = &lamp_staging;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    go_online();
+    const recorded_t *online_post = find(0, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(online_post);
+    assert_string_equal(online_post->payload, "{\"id\":\"1\",\"version\":\"1.0\",\"params\":{\"LightSwitch\":0,"
+                                              "\"Brightness\":0,\"CurrentTemperature\":21.5},"
+                                              "\"method\":\"thing.event.property.post\"}");
+
+    size_t at = message(SET_TOPIC, "{\"id\":\"40\",\"params\":{\"LightSwitch\":1,\"Brightness\":60}}");
+    LOGGED(at, "aliyun: property set id=40 code=200");
+    const recorded_t *reply = find(at, ALINK_ACT_PUBLISH, SET_TOPIC "_reply");
+    assert_non_null(reply);
+    assert_string_equal(reply->payload,
+                        "{\"id\":\"40\",\"code\":200,\"data\":{},\"message\":\"success\",\"version\":\"1.0\"}");
+    const recorded_t *led = find(at, ALINK_ACT_SET_LED, NULL);
+    assert_non_null(led);
+    assert_true(led->on);
+    assert_true(lamp_applied == 3u);
+    const recorded_t *post = find(at, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(post);
+    assert_non_null(strstr(post->payload, "\"params\":{\"LightSwitch\":1,\"Brightness\":60}"));
+
+    at = message(SET_TOPIC, "{\"id\":\"41\",\"params\":{\"Brightness\":101}}");
+    LOGGED(at, "aliyun: property set id=41 code=460");
+    reply = find(at, ALINK_ACT_PUBLISH, SET_TOPIC "_reply");
+    assert_non_null(reply);
+    assert_non_null(strstr(reply->payload, "\"message\":\"bad value: Brightness\""));
+    assert_null(find(at, ALINK_ACT_PUBLISH, POST_TOPIC));
+    at = message(SET_TOPIC, "{\"id\":\"42\",\"params\":{\"CurrentTemperature\":30}}");
+    LOGGED(at, "aliyun: property set id=42 code=460");
+    assert_true(lamp.brightness == 60 && lamp.temperature == 21.5f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -692,6 +765,7 @@ int main(void)
         cmocka_unit_test_setup(test_periodic_posts_with_rising_ids, setup),
         cmocka_unit_test_setup(test_secrets_never_logged, setup),
         cmocka_unit_test_setup(test_init_checks_the_configuration, setup),
+        cmocka_unit_test_setup(test_thing_model_sets_and_posts, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

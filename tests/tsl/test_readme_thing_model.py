@@ -1,4 +1,4 @@
-"""The README's thing-model section: its command runs as written and its figures match the bench's constants."""
+"""The README's thing-model section: its command runs as written."""
 
 from __future__ import annotations
 

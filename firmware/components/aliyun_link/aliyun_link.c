@@ -121,8 +121,38 @@ static void publish(alink_t *c, alink_topic_t topic, size_t len)
     emit(c, &a);
 }
 
+static void publish_thing(alink_t *c, alink_topic_t topic, size_t len)
+{
+    alink_action_t a = {.type = ALINK_ACT_PUBLISH};
+    a.u.publish.topic = c->topics[topic];
+    a.u.publish.payload = c->config.thing_payload;
+    a.u.publish.payload_len = len;
+    a.u.publish.qos = 0;
+    emit(c, &a);
+}
+
+/* The thing model's post of the properties in `mask` (0: all). */
+static void post_thing_properties(alink_t *c, uint64_t mask)
+{
+    uint32_t id = c->next_message_id;
+    size_t len = 0;
+    c->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
+    alink_status_t st = alink_thing_property_post(c->config.thing_model, c->config.thing_props, mask, id, 0,
+                                                  c->config.thing_payload, c->config.thing_payload_size, &len);
+    if (st == ALINK_OK) {
+        publish_thing(c, ALINK_TOPIC_PROPERTY_POST, len);
+        log_line(c, "aliyun: property post id=%" PRIu32, id);
+    } else {
+        log_line(c, "aliyun: property post not sent: %s", alink_strerror(st));
+    }
+}
+
 static void post_properties(alink_t *c)
 {
+    if (c->config.thing_model) {
+        post_thing_properties(c, 0);
+        return;
+    }
     alink_properties_t props = {c->led_on, c->rssi_dbm, c->free_heap_bytes};
     uint32_t id = c->next_message_id;
     size_t len = 0;
@@ -237,8 +267,43 @@ static void set_led(alink_t *c, bool on)
     log_line(c, "aliyun: led %s", on ? "on" : "off");
 }
 
+static void on_thing_property_set(alink_t *c, const alink_event_t *ev)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    alink_thing_result_t result;
+    size_t len = 0;
+    alink_status_t st = alink_thing_property_set(model, c->config.thing_props, c->config.thing_staging,
+                                                 ev->u.message.payload, ev->u.message.payload_len, &result);
+    if (st != ALINK_OK) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    if (alink_thing_reply(&result, NULL, 0, NULL, c->config.thing_payload, c->config.thing_payload_size, &len) ==
+        ALINK_OK) {
+        publish_thing(c, ALINK_TOPIC_PROPERTY_SET_REPLY, len);
+    }
+    log_line(c, "aliyun: property set id=%s code=%d", result.id, result.code);
+    if (result.changed == 0) {
+        return;
+    }
+    int led = alink_thing_property_index(model, "LightSwitch");
+    if (led >= 0 && model->properties[led].type == ALINK_THING_BOOL && (result.changed >> led) & 1u) {
+        bool on;
+        memcpy(&on, (const unsigned char *)c->config.thing_props + model->properties[led].offset, sizeof on);
+        set_led(c, on);
+    }
+    if (c->config.thing_applied) {
+        c->config.thing_applied(c->config.thing_ctx, result.changed);
+    }
+    post_thing_properties(c, result.changed);
+}
+
 static void on_property_set(alink_t *c, const alink_event_t *ev)
 {
+    if (c->config.thing_model) {
+        on_thing_property_set(c, ev);
+        return;
+    }
     alink_property_set_t set;
     size_t len = 0;
     alink_status_t st = alink_json_parse_property_set(ev->u.message.payload, ev->u.message.payload_len, &set);
@@ -437,6 +502,10 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
     if (cfg->keepalive_s < ALINK_KEEPALIVE_MIN_S || cfg->keepalive_s > ALINK_KEEPALIVE_MAX_S ||
         cfg->backoff_base_ms == 0 || cfg->backoff_cap_ms < cfg->backoff_base_ms || cfg->connect_timeout_ms == 0 ||
         (unsigned)cfg->timestamp_mode > ALINK_TIMESTAMP_FIXED) {
+        return ALINK_ERR_CONFIG;
+    }
+    if (cfg->thing_model && (alink_thing_model_check(cfg->thing_model) != ALINK_OK || !cfg->thing_props ||
+                             !cfg->thing_staging || !cfg->thing_payload || cfg->thing_payload_size == 0)) {
         return ALINK_ERR_CONFIG;
     }
     for (int t = 0; t < ALINK_TOPIC_COUNT; t++) {

@@ -56,6 +56,7 @@
 #include "alink_backoff.h"
 #include "alink_json.h"
 #include "alink_status.h"
+#include "alink_thing.h"
 #include "alink_topics.h"
 
 #ifdef __cplusplus
@@ -95,6 +96,21 @@ typedef struct {
     uint32_t post_period_ms;       /* property post period while online; 0: only after changes */
     uint32_t restart_network_after_ms; /* offline this long: restart the network (0: never) */
     uint32_t reboot_after_ms;          /* offline this long: reboot (0: never) */
+    /*
+     * The product's thing model (alink_thing.h); NULL keeps the built-in LightSwitch/RSSI/FreeHeap model.
+     * With it, property sets go through the engine (all-or-nothing, 460 naming the identifier) and posts
+     * carry the model's properties. thing_props: the live values (the shell refreshes read-only readings
+     * before a TICK); thing_staging: scratch of the same size; thing_payload: the buffer for posts and
+     * replies (thing_payload_size bytes). thing_applied (may be NULL) runs after a set changed values,
+     * with bit i set for property i. A bool property "LightSwitch" also drives the LED, as the seed did.
+     */
+    const alink_thing_model_t *thing_model;
+    void *thing_props;
+    void *thing_staging;
+    char *thing_payload;
+    size_t thing_payload_size;
+    void (*thing_applied)(void *thing_ctx, uint64_t changed);
+    void *thing_ctx;
 } alink_config_t;
 
 /* Defaults for every numeric field (the strings stay NULL). */
