@@ -744,6 +744,85 @@ static void test_thing_model_sets_and_posts(void **state)
     assert_true(lamp.brightness == 60 && lamp.temperature == 21.5f);
 }
 
+/* Thing-model services: async on thing/service/{id} -> {id}_reply, sync through RRPC. */
+typedef struct {
+    int32_t times;
+} blink_in_t;
+typedef struct {
+    int32_t blinked;
+} blink_out_t;
+static const alink_thing_field_t blink_inputs[] = {
+    {.identifier = "times", .type = ALINK_THING_INT, .min = 1, .max = 5, .offset = 0, .size = sizeof(int32_t)}};
+static const alink_thing_field_t blink_outputs[] = {
+    {.identifier = "blinked", .type = ALINK_THING_INT, .max = 5, .offset = 0, .size = sizeof(int32_t)}};
+static int blink_run(const void *input, void *output)
+{
+    ((blink_out_t *)output)->blinked = ((const blink_in_t *)input)->times;
+    return 200;
+}
+static const alink_thing_service_t lamp_services[] = {
+    {.identifier = "Blink", .sync = false, .inputs = blink_inputs, .input_count = 1, .input_size = sizeof(blink_in_t),
+     .outputs = blink_outputs, .output_count = 1, .output_size = sizeof(blink_out_t), .run = blink_run},
+    {.identifier = "BlinkNow", .sync = true, .inputs = blink_inputs, .input_count = 1,
+     .input_size = sizeof(blink_in_t), .outputs = blink_outputs, .output_count = 1,
+     .output_size = sizeof(blink_out_t), .run = blink_run},
+};
+static const alink_thing_model_t lamp_service_model = {lamp_fields, 3, sizeof(lamp_t), NULL, 0, lamp_services, 2};
+
+static void test_thing_model_services(void **state)
+{
+    (void)state;
+    static blink_in_t in;
+    static blink_out_t out;
+    fx.cfg.thing_model = &lamp_service_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_input = &in;
+    fx.cfg.thing_input_size = sizeof in;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_ERR_CONFIG); /* no output room */
+    fx.cfg.thing_output = &out;
+    fx.cfg.thing_output_size = sizeof out;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    simple(ALINK_EV_NET_UP);
+    time_synced(1700000000000ull);
+    size_t at = simple(ALINK_EV_MQTT_CONNECTED);
+    assert_non_null(find(at, ALINK_ACT_SUBSCRIBE, "/sys/a1pk/dev1/thing/service/+"));
+    assert_non_null(find(at, ALINK_ACT_SUBSCRIBE, "/sys/a1pk/dev1/rrpc/request/+"));
+    for (unsigned i = 0; i < 4; i++) {
+        suback(i, true);
+    }
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_ONLINE);
+
+    at = message("/sys/a1pk/dev1/thing/service/Blink", "{\"id\":\"50\",\"params\":{\"times\":3}}");
+    LOGGED(at, "aliyun: service Blink id=50 code=200");
+    const recorded_t *reply = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/thing/service/Blink_reply");
+    assert_non_null(reply);
+    assert_string_equal(reply->payload, "{\"id\":\"50\",\"code\":200,\"data\":{\"blinked\":3},"
+                                        "\"message\":\"success\",\"version\":\"1.0\"}");
+    at = message("/sys/a1pk/dev1/thing/service/Blink", "{\"id\":\"51\",\"params\":{\"times\":6}}");
+    LOGGED(at, "aliyun: service Blink id=51 code=460");
+
+    at = message("/sys/a1pk/dev1/rrpc/request/1234567",
+                 "{\"id\":\"52\",\"params\":{\"times\":2},\"method\":\"thing.service.BlinkNow\"}");
+    LOGGED(at, "aliyun: service BlinkNow id=52 code=200");
+    reply = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/rrpc/response/1234567");
+    assert_non_null(reply);
+    assert_non_null(strstr(reply->payload, "\"data\":{\"blinked\":2}"));
+
+    /* a sync service is not run on the async topic, nor an async one through RRPC; odd ids are refused */
+    at = message("/sys/a1pk/dev1/thing/service/BlinkNow", "{\"id\":\"53\",\"params\":{\"times\":1}}");
+    LOGGED(at, "aliyun: ignored message: unknown service");
+    at = message("/sys/a1pk/dev1/rrpc/request/9",
+                 "{\"id\":\"54\",\"params\":{\"times\":1},\"method\":\"thing.service.Blink\"}");
+    LOGGED(at, "aliyun: ignored message: unknown service");
+    at = message("/sys/a1pk/dev1/rrpc/request/a-b",
+                 "{\"id\":\"55\",\"params\":{\"times\":1},\"method\":\"thing.service.BlinkNow\"}");
+    LOGGED(at, "aliyun: ignored message: bad rrpc id");
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -766,6 +845,7 @@ int main(void)
         cmocka_unit_test_setup(test_secrets_never_logged, setup),
         cmocka_unit_test_setup(test_init_checks_the_configuration, setup),
         cmocka_unit_test_setup(test_thing_model_sets_and_posts, setup),
+        cmocka_unit_test_setup(test_thing_model_services, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

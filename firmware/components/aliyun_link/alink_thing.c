@@ -583,6 +583,24 @@ int alink_thing_service_index(const alink_thing_model_t *model, const char *iden
     return -1;
 }
 
+int alink_thing_service_from_method(const alink_thing_model_t *model, const char *payload, size_t len)
+{
+    static const char prefix[] = "thing.service.";
+    if (model == NULL || payload == NULL || check_shape(payload, len) != ALINK_OK) {
+        return -1;
+    }
+    cJSON *root = cJSON_ParseWithLength(payload, len);
+    const cJSON *method = cJSON_GetObjectItemCaseSensitive(root, "method");
+    int index = -1;
+    if (cJSON_IsString(method) && method->valuestring != NULL &&
+        strncmp(method->valuestring, prefix, sizeof prefix - 1) == 0) {
+        const char *name = method->valuestring + sizeof prefix - 1;
+        index = alink_thing_service_index(model, name, strlen(name));
+    }
+    cJSON_Delete(root);
+    return index;
+}
+
 alink_status_t alink_thing_service_call(const alink_thing_model_t *model, uint32_t index, const char *payload,
                                         size_t len, void *input, void *output, alink_thing_result_t *result)
 {

@@ -121,6 +121,25 @@ static void publish(alink_t *c, alink_topic_t topic, size_t len)
     emit(c, &a);
 }
 
+static const alink_topic_t s_subscriptions[ALINK_SUBSCRIPTIONS] = {
+    ALINK_TOPIC_PROPERTY_SET, ALINK_TOPIC_USER_SETLED, ALINK_TOPIC_SERVICE, ALINK_TOPIC_RRPC_REQUEST};
+
+/* The built-in model's two subscriptions, and the service topics when the thing model has services. */
+static unsigned subscription_count(const alink_t *c)
+{
+    return c->config.thing_model && c->config.thing_model->service_count > 0 ? 4u : 2u;
+}
+
+static void publish_thing_to(alink_t *c, const char *topic, size_t len)
+{
+    alink_action_t a = {.type = ALINK_ACT_PUBLISH};
+    a.u.publish.topic = topic;
+    a.u.publish.payload = c->config.thing_payload;
+    a.u.publish.payload_len = len;
+    a.u.publish.qos = 0;
+    emit(c, &a);
+}
+
 static void publish_thing(alink_t *c, alink_topic_t topic, size_t len)
 {
     alink_action_t a = {.type = ALINK_ACT_PUBLISH};
@@ -344,6 +363,55 @@ static void on_setled(alink_t *c, const alink_event_t *ev)
     }
 }
 
+/* A thing-model service: async on thing/service/{Identifier}, sync through rrpc/request/{messageId}. */
+static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    const char *topic = ev->u.message.topic;
+    size_t topic_len = ev->u.message.topic_len;
+    size_t start = topic_len;
+    while (start > 0 && topic[start - 1] != '/') {
+        start--;
+    }
+    const char *last = topic + start;
+    size_t last_len = topic_len - start;
+    int index = rrpc ? alink_thing_service_from_method(model, ev->u.message.payload, ev->u.message.payload_len)
+                     : alink_thing_service_index(model, last, last_len);
+    if (index < 0 || model->services[index].sync != rrpc) {
+        log_line(c, "aliyun: ignored message: unknown service");
+        return;
+    }
+    /* An RRPC message id is echoed into the response topic: only an id of 1..64 letters and digits. */
+    for (size_t i = 0; rrpc && i <= last_len; i++) {
+        bool alnum = i < last_len && ((last[i] >= '0' && last[i] <= '9') || (last[i] >= 'a' && last[i] <= 'z') ||
+                                      (last[i] >= 'A' && last[i] <= 'Z'));
+        if (i == last_len ? (last_len == 0 || last_len > 64) : !alnum) {
+            log_line(c, "aliyun: ignored message: bad rrpc id");
+            return;
+        }
+    }
+    const alink_thing_service_t *s = &model->services[index];
+    alink_thing_result_t result;
+    alink_status_t st = alink_thing_service_call(model, (uint32_t)index, ev->u.message.payload,
+                                                 ev->u.message.payload_len, c->config.thing_input,
+                                                 c->config.thing_output, &result);
+    if (st != ALINK_OK) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    char reply_topic[ALINK_TOPIC_SIZE + 80];
+    int n = rrpc ? snprintf(reply_topic, sizeof reply_topic, "/sys/%s/%s/rrpc/response/%.*s", c->config.product_key,
+                            c->config.device_name, (int)last_len, last)
+                 : snprintf(reply_topic, sizeof reply_topic, "%.*s_reply", (int)topic_len, topic);
+    size_t len = 0;
+    if (n > 0 && (size_t)n < sizeof reply_topic &&
+        alink_thing_reply(&result, s->outputs, s->output_count, c->config.thing_output, c->config.thing_payload,
+                          c->config.thing_payload_size, &len) == ALINK_OK) {
+        publish_thing_to(c, reply_topic, len);
+    }
+    log_line(c, "aliyun: service %s id=%s code=%d", s->identifier, result.id, result.code);
+}
+
 static void on_message(alink_t *c, const alink_event_t *ev)
 {
     const char *topic = ev->u.message.topic;
@@ -354,6 +422,11 @@ static void on_message(alink_t *c, const alink_event_t *ev)
         on_property_set(c, ev);
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
         on_setled(c, ev);
+    } else if (subscription_count(c) > 2 && alink_topic_matches(c->topics[ALINK_TOPIC_SERVICE], topic, topic_len)) {
+        on_service(c, ev, false);
+    } else if (subscription_count(c) > 2 &&
+               alink_topic_matches(c->topics[ALINK_TOPIC_RRPC_REQUEST], topic, topic_len)) {
+        on_service(c, ev, true);
     } else {
         log_line(c, "aliyun: ignored message: unknown topic");
     }
@@ -363,11 +436,11 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
 {
     unsigned index = ev->u.suback.index;
     unsigned bit = 1u << index;
-    if (c->state != ALINK_STATE_SUBSCRIBING || index >= ALINK_SUBSCRIPTIONS || !(c->subacks_pending & bit)) {
+    if (c->state != ALINK_STATE_SUBSCRIBING || index >= subscription_count(c) || !(c->subacks_pending & bit)) {
         return; /* stale or duplicate */
     }
     c->subacks_pending &= ~bit;
-    const char *topic = c->topics[index == 0 ? ALINK_TOPIC_PROPERTY_SET : ALINK_TOPIC_USER_SETLED];
+    const char *topic = c->topics[s_subscriptions[index]];
     log_line(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
     if (c->subacks_pending == 0) {
         go_online(c, ev->now_ms);
@@ -376,18 +449,16 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
 
 static void on_connected(alink_t *c, const alink_event_t *ev)
 {
-    static const alink_topic_t subscriptions[ALINK_SUBSCRIPTIONS] = {ALINK_TOPIC_PROPERTY_SET,
-                                                                     ALINK_TOPIC_USER_SETLED};
     if (c->state != ALINK_STATE_CONNECTING) {
         return;
     }
     log_line(c, "aliyun: mqtt connected");
     c->connected_at_ms = ev->now_ms;
     set_state(c, ALINK_STATE_SUBSCRIBING, ev->now_ms);
-    c->subacks_pending = (1u << ALINK_SUBSCRIPTIONS) - 1u;
-    for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {
+    c->subacks_pending = (1u << subscription_count(c)) - 1u;
+    for (unsigned i = 0; i < subscription_count(c); i++) {
         alink_action_t a = {.type = ALINK_ACT_SUBSCRIBE};
-        a.u.subscribe.topic = c->topics[subscriptions[i]];
+        a.u.subscribe.topic = c->topics[s_subscriptions[i]];
         a.u.subscribe.index = i;
         a.u.subscribe.qos = 1; /* commands should not be lost to a brief drop */
         emit(c, &a);
@@ -507,6 +578,13 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
     if (cfg->thing_model && (alink_thing_model_check(cfg->thing_model) != ALINK_OK || !cfg->thing_props ||
                              !cfg->thing_staging || !cfg->thing_payload || cfg->thing_payload_size == 0)) {
         return ALINK_ERR_CONFIG;
+    }
+    for (uint32_t i = 0; cfg->thing_model && i < cfg->thing_model->service_count; i++) {
+        const alink_thing_service_t *s = &cfg->thing_model->services[i];
+        if ((s->input_size > 0 && (!cfg->thing_input || s->input_size > cfg->thing_input_size)) ||
+            (s->output_size > 0 && (!cfg->thing_output || s->output_size > cfg->thing_output_size))) {
+            return ALINK_ERR_CONFIG;
+        }
     }
     for (int t = 0; t < ALINK_TOPIC_COUNT; t++) {
         if (alink_topic_build((alink_topic_t)t, cfg->product_key, cfg->device_name, core->topics[t],

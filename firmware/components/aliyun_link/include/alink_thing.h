@@ -143,6 +143,9 @@ alink_status_t alink_thing_event_post(const alink_thing_model_t *model, uint32_t
 /* Which index service `identifier` (identifier_len bytes, no NUL needed) has; -1 if none. */
 int alink_thing_service_index(const alink_thing_model_t *model, const char *identifier, size_t identifier_len);
 
+/* The service a request's "method" (thing.service.<Identifier>) names, for RRPC requests; -1 if none. */
+int alink_thing_service_from_method(const alink_thing_model_t *model, const char *payload, size_t len);
+
 /*
  * Checks a service request's params into `input` (the service's input struct, zeroed first; every
  * input required) and, when valid, runs the service into `output` (zeroed first). result->code is

@@ -34,6 +34,7 @@
  *   aliyun: led on                           aliyun: led off
  *   aliyun: property post id=<id>
  *   aliyun: property set id=<id> code=<200|460>
+ *   aliyun: service <Identifier> id=<id> code=<code>   (thing model services, async or through RRPC)
  *   aliyun: ignored message: <reason>        reasons: too large, not JSON, too deeply nested,
  *                                            no id, bad id, no params, bad LightSwitch, no dn,
  *                                            bad s, other device, unknown topic
@@ -68,7 +69,7 @@ extern "C" {
 /* The broker refuses keep-alives outside 30..1200 s (Aliyun MQTT CONNECT documentation). */
 #define ALINK_KEEPALIVE_MIN_S 30u
 #define ALINK_KEEPALIVE_MAX_S 1200u
-#define ALINK_SUBSCRIPTIONS 2u
+#define ALINK_SUBSCRIPTIONS 4u /* most subscriptions: 2, or 4 with a thing model that has services */
 #define ALINK_LOG_MAX 192u /* a log line, NUL included; longer lines are cut at a character */
 
 typedef enum {
@@ -97,7 +98,9 @@ typedef struct {
     uint32_t restart_network_after_ms; /* offline this long: restart the network (0: never) */
     uint32_t reboot_after_ms;          /* offline this long: reboot (0: never) */
     /*
-     * The product's thing model (alink_thing.h); NULL keeps the built-in LightSwitch/RSSI/FreeHeap model.
+     * The product's thing model (alink_thing.h); with services, the core also subscribes to
+     * /sys/{pk}/{dn}/thing/service/+ (async, answered on {id}_reply) and /sys/{pk}/{dn}/rrpc/request/+
+     * (sync, answered on rrpc/response/{messageId}); inputs are checked like a set. NULL keeps the built-in LightSwitch/RSSI/FreeHeap model.
      * With it, property sets go through the engine (all-or-nothing, 460 naming the identifier) and posts
      * carry the model's properties. thing_props: the live values (the shell refreshes read-only readings
      * before a TICK); thing_staging: scratch of the same size; thing_payload: the buffer for posts and
@@ -109,6 +112,10 @@ typedef struct {
     void *thing_staging;
     char *thing_payload;
     size_t thing_payload_size;
+    void *thing_input;  /* services: room for the largest input struct (thing_input_size bytes) */
+    size_t thing_input_size;
+    void *thing_output; /* services: room for the largest output struct */
+    size_t thing_output_size;
     void (*thing_applied)(void *thing_ctx, uint64_t changed);
     void *thing_ctx;
 } alink_config_t;
