@@ -767,7 +767,15 @@ static const alink_thing_service_t lamp_services[] = {
      .input_size = sizeof(blink_in_t), .outputs = blink_outputs, .output_count = 1,
      .output_size = sizeof(blink_out_t), .run = blink_run},
 };
-static const alink_thing_model_t lamp_service_model = {lamp_fields, 3, sizeof(lamp_t), NULL, 0, lamp_services, 2};
+typedef struct {
+    float temperature;
+} alarm_t;
+static const alink_thing_field_t alarm_outputs[] = {{.identifier = "CurrentTemperature", .type = ALINK_THING_FLOAT,
+                                                     .min = -40, .max = 120, .offset = 0, .size = sizeof(float)}};
+static const alink_thing_event_t lamp_events[] = {
+    {.identifier = "TemperatureAlarm", .outputs = alarm_outputs, .output_count = 1}};
+static const alink_thing_model_t lamp_service_model = {lamp_fields, 3, sizeof(lamp_t), lamp_events, 1,
+                                                       lamp_services, 2};
 
 static void test_thing_model_services(void **state)
 {
@@ -821,6 +829,18 @@ static void test_thing_model_services(void **state)
                  "{\"id\":\"55\",\"params\":{\"times\":1},\"method\":\"thing.service.BlinkNow\"}");
     LOGGED(at, "aliyun: ignored message: bad rrpc id");
     assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0);
+
+    alarm_t alarm = {85.5f};
+    at = fx.rec.count;
+    fx.now += 250;
+    assert_int_equal(alink_event_post(&fx.core, 0, &alarm, fx.now), ALINK_OK);
+    const recorded_t *event = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/thing/event/TemperatureAlarm/post");
+    assert_non_null(event);
+    assert_non_null(strstr(event->payload, "\"params\":{\"value\":{\"CurrentTemperature\":85.5},\"time\":1700000000250}"));
+    assert_non_null(strstr(event->payload, "\"method\":\"thing.event.TemperatureAlarm.post\""));
+    assert_int_equal(alink_event_post(&fx.core, 1, &alarm, fx.now), ALINK_ERR_ARG);
+    simple(ALINK_EV_NET_DOWN);
+    assert_int_equal(alink_event_post(&fx.core, 0, &alarm, fx.now), ALINK_ERR_ARG);
 }
 
 int main(void)

@@ -672,3 +672,30 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
     }
     return ALINK_OK;
 }
+
+alink_status_t alink_event_post(alink_t *core, uint32_t event_index, const void *output, uint64_t now_ms)
+{
+    if (!core || !core->config.thing_model || core->state != ALINK_STATE_ONLINE ||
+        event_index >= core->config.thing_model->event_count || now_ms < core->sync_mono_ms) {
+        return ALINK_ERR_ARG;
+    }
+    const alink_thing_event_t *e = &core->config.thing_model->events[event_index];
+    char topic[ALINK_TOPIC_SIZE + 64];
+    int n = snprintf(topic, sizeof topic, "/sys/%s/%s/thing/event/%s/post", core->config.product_key,
+                     core->config.device_name, e->identifier);
+    if (n < 0 || (size_t)n >= sizeof topic) {
+        return ALINK_ERR_BUFFER;
+    }
+    uint32_t id = core->next_message_id;
+    size_t len = 0;
+    alink_status_t st = alink_thing_event_post(core->config.thing_model, event_index, output, id,
+                                               core->sync_unix_ms + (now_ms - core->sync_mono_ms),
+                                               core->config.thing_payload, core->config.thing_payload_size, &len);
+    if (st != ALINK_OK) {
+        return st;
+    }
+    core->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
+    publish_thing_to(core, topic, len);
+    log_line(core, "aliyun: event %s id=%" PRIu32, e->identifier, id);
+    return ALINK_OK;
+}

@@ -35,6 +35,7 @@
  *   aliyun: property post id=<id>
  *   aliyun: property set id=<id> code=<200|460>
  *   aliyun: service <Identifier> id=<id> code=<code>   (thing model services, async or through RRPC)
+ *   aliyun: event <Identifier> id=<id>                 (alink_event_post)
  *   aliyun: ignored message: <reason>        reasons: too large, not JSON, too deeply nested,
  *                                            no id, bad id, no params, bad LightSwitch, no dn,
  *                                            bad s, other device, unknown topic
@@ -261,6 +262,14 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
 
 /* Feeds one event; emits 0..n actions before returning. ALINK_ERR_ARG for a malformed event. */
 alink_status_t alink_handle(alink_t *core, const alink_event_t *event);
+
+/*
+ * Posts thing-model event `event_index` with its output struct to /sys/{pk}/{dn}/thing/event/{id}/post,
+ * "time" the wall clock at now_ms (ms). Call it from the task that feeds alink_handle(), only ONLINE
+ * (ALINK_ERR_ARG otherwise, or without a model or with an index out of range). Logs
+ * "aliyun: event <Identifier> id=<id>".
+ */
+alink_status_t alink_event_post(alink_t *core, uint32_t event_index, const void *output, uint64_t now_ms);
 
 alink_state_t alink_state(const alink_t *core);
 bool alink_led_on(const alink_t *core);
