@@ -744,6 +744,37 @@ static void test_thing_model_sets_and_posts(void **state)
     assert_true(lamp.brightness == 60 && lamp.temperature == 21.5f);
 }
 
+/* A reading that changes is posted on the next TICK, alone, with its time, at most once per interval. */
+static void test_thing_model_posts_changed_readings(void **state)
+{
+    (void)state;
+    static lamp_t posted;
+    memset(&lamp, 0, sizeof lamp);
+    fx.cfg.thing_model = &lamp_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_posted = &posted;
+    fx.cfg.thing_post_min_interval_ms = 5000;
+    fx.cfg.thing_post_time = true;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    go_online(); /* posts everything once (the online post) */
+    size_t at = tick_until(fx.now + 3000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0); /* nothing changed */
+    lamp.temperature = 22.5f;
+    at = tick_until(fx.now + 1000);
+    const recorded_t *post = find(at, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(post);
+    assert_non_null(strstr(post->payload, "\"params\":{\"CurrentTemperature\":{\"value\":22.5,\"time\":17000000"));
+    assert_null(strstr(post->payload, "Brightness"));
+    lamp.temperature = 23.5f;
+    at = tick_until(fx.now + 4000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0); /* rate limit: 5 s since the last change post */
+    at = tick_until(fx.now + 1000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 1);
+}
+
 /* Thing-model services: async on thing/service/{id} -> {id}_reply, sync through RRPC. */
 typedef struct {
     int32_t times;
@@ -866,6 +897,7 @@ int main(void)
         cmocka_unit_test_setup(test_init_checks_the_configuration, setup),
         cmocka_unit_test_setup(test_thing_model_sets_and_posts, setup),
         cmocka_unit_test_setup(test_thing_model_services, setup),
+        cmocka_unit_test_setup(test_thing_model_posts_changed_readings, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

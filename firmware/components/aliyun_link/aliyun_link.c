@@ -153,16 +153,45 @@ static void publish_thing(alink_t *c, alink_topic_t topic, size_t len)
 /* The thing model's post of the properties in `mask` (0: all). */
 static void post_thing_properties(alink_t *c, uint64_t mask)
 {
+    const alink_thing_model_t *model = c->config.thing_model;
     uint32_t id = c->next_message_id;
     size_t len = 0;
     c->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
-    alink_status_t st = alink_thing_property_post(c->config.thing_model, c->config.thing_props, mask, id, 0,
+    uint64_t time_ms = c->config.thing_post_time && c->time_synced && c->now_ms >= c->sync_mono_ms
+                           ? c->sync_unix_ms + (c->now_ms - c->sync_mono_ms)
+                           : 0;
+    alink_status_t st = alink_thing_property_post(model, c->config.thing_props, mask, id, time_ms,
                                                   c->config.thing_payload, c->config.thing_payload_size, &len);
     if (st == ALINK_OK) {
         publish_thing(c, ALINK_TOPIC_PROPERTY_POST, len);
         log_line(c, "aliyun: property post id=%" PRIu32, id);
+        for (uint32_t i = 0; c->config.thing_posted && i < model->property_count; i++) {
+            if (mask == 0 || (mask >> i) & 1u) {
+                const alink_thing_field_t *f = &model->properties[i];
+                memcpy((unsigned char *)c->config.thing_posted + f->offset,
+                       (const unsigned char *)c->config.thing_props + f->offset, f->size);
+            }
+        }
     } else {
         log_line(c, "aliyun: property post not sent: %s", alink_strerror(st));
+    }
+}
+
+/* The properties whose value differs from the last post, in one post (rate-limited by the caller). */
+static void post_changed_readings(alink_t *c, uint64_t now_ms)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    uint64_t mask = 0;
+    for (uint32_t i = 0; i < model->property_count; i++) {
+        const alink_thing_field_t *f = &model->properties[i];
+        if (memcmp((const unsigned char *)c->config.thing_posted + f->offset,
+                   (const unsigned char *)c->config.thing_props + f->offset, f->size) != 0) {
+            mask |= UINT64_C(1) << i;
+        }
+    }
+    if (mask != 0) {
+        c->last_change_post_ms = now_ms;
+        post_thing_properties(c, mask);
     }
 }
 
@@ -537,6 +566,9 @@ static void on_tick(alink_t *c, const alink_event_t *ev)
         if (c->config.post_period_ms && now >= c->next_post_ms) {
             post_properties(c);
             c->next_post_ms = now + c->config.post_period_ms;
+        } else if (c->config.thing_model && c->config.thing_posted &&
+                   now - c->last_change_post_ms >= c->config.thing_post_min_interval_ms) {
+            post_changed_readings(c, now);
         }
         break;
     case ALINK_STATE_WAIT_NETWORK:
@@ -613,6 +645,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
     if (c->state != ALINK_STATE_ONLINE) {
         start_outage(c, ev->now_ms); /* the first event starts the clock of the first outage */
     }
+    c->now_ms = ev->now_ms;
     switch (ev->type) {
     case ALINK_EV_NET_UP:
         if (!c->net_up) {

@@ -117,6 +117,11 @@ typedef struct {
     size_t thing_input_size;
     void *thing_output; /* services: room for the largest output struct */
     size_t thing_output_size;
+    void *thing_posted;          /* optional, same size as thing_props: the values last posted, so that a
+                                    TICK posts the properties that changed since (at most one such post
+                                    per thing_post_min_interval_ms) */
+    uint32_t thing_post_min_interval_ms;
+    bool thing_post_time;        /* post each value as {"value":v,"time":ms} (wall clock) */
     void (*thing_applied)(void *thing_ctx, uint64_t changed);
     void *thing_ctx;
 } alink_config_t;
@@ -241,6 +246,8 @@ typedef struct {
     uint64_t connected_at_ms;
     uint64_t next_connect_ms;
     uint64_t next_post_ms;
+    uint64_t now_ms;          /* of the event being handled */
+    uint64_t last_change_post_ms;
     uint64_t outage_since_ms;
     uint32_t next_message_id;
     unsigned subacks_pending;
