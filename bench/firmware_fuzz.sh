@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the firmware core's inbound-message handler (commands and the OTA upgrade message, and the
-# shell's OTA events) (bench/firmware/fuzz_inbound.c) with libFuzzer
-# under AddressSanitizer + UndefinedBehaviorSanitizer for a bounded time, and prints libFuzzer's
+# shell's OTA events) (bench/firmware/fuzz_inbound.c) and the thing-model engine over the every-type test
+# model (bench/firmware/fuzz_thing.c) with libFuzzer
+# under AddressSanitizer + UndefinedBehaviorSanitizer, SECONDS each, and prints libFuzzer's
 # final figures. Not part of scripts/test. Installs clang and its libFuzzer runtime when missing.
 #   bench/firmware_fuzz.sh [SECONDS]   (default 60)
 set -euo pipefail
@@ -48,5 +49,31 @@ grep -E '^(stat::|Done)|ERROR|SUMMARY|artifact' "$work/log" || true
 if ((status != 0)); then
     tail -40 "$work/log"
     echo "firmware_fuzz: the fuzzer found a failure (exit $status); the input is under out/" >&2
+fi
+if ((status != 0)); then
+    exit "$status"
+fi
+
+"$here/.venv/bin/provision" tsl render --tsl "$here/tests/tsl/every_type.json" --out "$work/thing_model" >/dev/null
+clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+    -I"$comp/aliyun_link/include" -I"$work/thing_model" -I/usr/include/cjson \
+    "$here/bench/firmware/fuzz_thing.c" "$work/thing_model/thing_model.c" "$comp/aliyun_link/alink_thing.c" \
+    "$comp/aliyun_link/alink_status.c" -lcjson -lm -o "$work/fuzz_thing"
+thing_corpus="$work/thing_corpus"
+mkdir -p "$thing_corpus"
+printf '\x00{"id":"1","params":{"Level":2,"Location":{"Lat":1,"Lon":2,"Name":"a"},"Points":[{"X":1,"Y":2}]}}' \
+    >"$thing_corpus/set"
+printf '\x00{"id":"2","params":{"Tags":["ab","c"],"Since":"1700000000000","Ratio":0.25}}' >"$thing_corpus/set2"
+printf '\x03{"id":"3","params":{"Channel":1}}' >"$thing_corpus/measure"
+echo "fuzzing the thing-model engine for ${seconds} s"
+set +e
+"$work/fuzz_thing" -max_total_time="$seconds" -max_len=1200 -print_final_stats=1 -artifact_prefix="$here/out/thing-" \
+    "$thing_corpus" >"$work/thing_log" 2>&1
+status=$?
+set -e
+grep -E '^(stat::|Done)|ERROR|SUMMARY|artifact' "$work/thing_log" || true
+if ((status != 0)); then
+    tail -40 "$work/thing_log"
+    echo "firmware_fuzz: the fuzzer found a failure in the thing-model engine (exit $status); the input is under out/" >&2
 fi
 exit "$status"

@@ -109,6 +109,10 @@ def build(workdir: Path) -> dict[str, tuple[int, int]]:
     driver = workdir / "size_stubs.o"
     stubs = REPO / "bench" / "firmware" / "size_stubs.c"
     subprocess.run([CC, *CFLAGS, *includes, "-c", str(stubs), "-o", str(driver)], check=True)
+    thing_stubs = workdir / "size_thing_stubs.o"
+    thing_stubs_source = REPO / "bench" / "firmware" / "size_thing_stubs.c"
+    subprocess.run([CC, *CFLAGS, *includes, "-c", str(thing_stubs_source), "-o", str(thing_stubs)], check=True)
+    objects.append(thing_stubs)
     map_path = workdir / "core.map"
     subprocess.run(
         [CC, *CFLAGS, *[str(o) for o in objects], str(driver), "-Wl,--gc-sections", f"-Wl,-Map={map_path}",
@@ -116,6 +120,48 @@ def build(workdir: Path) -> dict[str, tuple[int, int]]:
         check=True,
     )
     return code_bytes_by_object(map_path.read_text())
+
+
+def build_thing_engine(workdir: Path, with_example_model: bool) -> dict[str, int]:
+    """The thing-model engine (alink_thing.c) linked alone with its driver, over a one-property table or
+    the example product's rendered model (firmware/components/thing_model); code bytes per object."""
+    include = workdir / "include"
+    include.mkdir()
+    (include / "cJSON.h").symlink_to("/usr/include/cjson/cJSON.h")
+    link = COMPONENTS / "aliyun_link"
+    model = COMPONENTS / "thing_model"
+    includes = [f"-I{include}", f"-I{link / 'include'}", f"-I{model}"]
+    sources = [link / "alink_thing.c", link / "alink_status.c", REPO / "bench" / "firmware" / "size_thing.c"]
+    defines: list[str] = []
+    if with_example_model:
+        sources.append(model / "thing_model.c")
+        defines.append("-DWITH_EXAMPLE_MODEL")
+    objects = []
+    for source in sources:
+        obj = workdir / f"{source.stem}.o"
+        subprocess.run([CC, *CFLAGS, *defines, *includes, "-c", str(source), "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    map_path = workdir / "thing.map"
+    subprocess.run(
+        [CC, *CFLAGS, *objects, "-lm", "-Wl,--gc-sections", f"-Wl,-Map={map_path}", "-o", str(workdir / "thing.elf")],
+        check=True,
+    )
+    return code_bytes_by_object(map_path.read_text())
+
+
+def print_thing_engine(core_bytes: int) -> None:
+    """The engine alone and with the example model (engine + descriptor tables), and its ratio to the
+    connection core (aliyun_link) measured in the same run."""
+    for with_model in (False, True):
+        with tempfile.TemporaryDirectory(prefix="firmware-size-thing-") as tmp:
+            sizes = build_thing_engine(Path(tmp), with_model)
+        engine = sum(sizes.get("alink_thing.o", (0, 0)))
+        tables = sum(sizes.get("thing_model.o", (0, 0)))
+        label = "with the example model" if with_model else "one-property table"
+        print(
+            f"thing-model engine (alink_thing.c), {label}: {engine} bytes; model tables (thing_model.c): {tables};"
+            f" engine + tables / aliyun_link core: {(engine + tables) / core_bytes:.2f}"
+        )
 
 
 def main() -> int:
@@ -141,6 +187,7 @@ def main() -> int:
     print(f"aliyun_auth (all its files): {auth_text} bytes of .text, goal <= {AUTH_TEXT_GOAL_BYTES}: {verdict}")
     ota_text = sum(sizes.get(f"{Path(source).stem}.o", (0, 0))[0] for source in OTA_SOURCES)
     print(f"OTA in aliyun_link ({' + '.join(OTA_SOURCES)}): {ota_text} bytes of .text of {totals['aliyun_link'][0]}")
+    print_thing_engine(totals["aliyun_link"][0] + totals["aliyun_link"][1])
     print("target: rv32imc ilp32 -Os, Debian riscv64-unknown-elf-gcc + picolibc, after --gc-sections and relaxation")
     return 0 if auth_text <= AUTH_TEXT_GOAL_BYTES else 1
 

@@ -198,6 +198,28 @@ def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) 
         click.echo(f"{out_path}: written ({len(roots)} roots)")
 
 
+@cli.group("tsl")
+def tsl_group() -> None:
+    """The product's thing model (TSL exported from the console)."""
+
+
+@tsl_group.command("render")
+@click.option("--tsl", "tsl_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="TSL JSON.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help="Component.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when DIR differs from the rendering.")
+def tsl_render_command(tsl_path: Path, out_dir: Path, check: bool) -> None:
+    """Validate a TSL and render it into a C99 component (thing_model.h/.c, CMakeLists.txt)."""
+    from provision.tsl import check_component, load_tsl, render_component, write_component
+
+    files = render_component(load_tsl(tsl_path), tsl_path.name)
+    if check:
+        check_component(out_dir, files, tsl_path)
+        click.echo(f"{out_dir}: up to date")
+    else:
+        write_component(out_dir, files)
+        click.echo(f"{out_dir}: written ({len(files)} files)")
+
+
 cli.add_command(flash_command)
 cli.add_command(ledger_group)
 

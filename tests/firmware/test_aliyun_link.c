@@ -756,6 +756,209 @@ static void test_init_checks_the_configuration(void **state)
     assert_string_equal(alink_state_name(ALINK_STATE_ONLINE), "online");
 }
 
+/* A product model wired in: sets go through the engine, the LED follows LightSwitch, posts carry the model. */
+typedef struct {
+    bool light;
+    int32_t brightness;
+    float temperature;
+} lamp_t;
+static const alink_thing_field_t lamp_fields[] = {
+    {.identifier = "LightSwitch", .type = ALINK_THING_BOOL, .access = ALINK_THING_RW,
+     .offset = offsetof(lamp_t, light), .size = sizeof(bool)},
+    {.identifier = "Brightness", .type = ALINK_THING_INT, .access = ALINK_THING_RW, .max = 100,
+     .offset = offsetof(lamp_t, brightness), .size = sizeof(int32_t)},
+    {.identifier = "CurrentTemperature", .type = ALINK_THING_FLOAT, .min = -40, .max = 120,
+     .offset = offsetof(lamp_t, temperature), .size = sizeof(float)},
+};
+static const alink_thing_model_t lamp_model = {lamp_fields, 3, sizeof(lamp_t), NULL, 0, NULL, 0};
+static lamp_t lamp, lamp_staging;
+static char lamp_payload[512];
+static uint64_t lamp_applied;
+
+static void lamp_apply(void *ctx, uint64_t changed)
+{
+    (void)ctx;
+    lamp_applied |= changed;
+}
+
+static void test_thing_model_sets_and_posts(void **state)
+{
+    (void)state;
+    memset(&lamp, 0, sizeof lamp);
+    lamp.temperature = 21.5f;
+    lamp_applied = 0;
+    fx.cfg.thing_model = &lamp_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_applied = lamp_apply;
+    fx.cfg.thing_staging = NULL;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_ERR_CONFIG);
+    fx.cfg.thing_staging = &lamp_staging;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    go_online();
+    const recorded_t *online_post = find(0, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(online_post);
+    assert_string_equal(online_post->payload, "{\"id\":\"1\",\"version\":\"1.0\",\"params\":{\"LightSwitch\":0,"
+                                              "\"Brightness\":0,\"CurrentTemperature\":21.5},"
+                                              "\"method\":\"thing.event.property.post\"}");
+
+    size_t at = message(SET_TOPIC, "{\"id\":\"40\",\"params\":{\"LightSwitch\":1,\"Brightness\":60}}");
+    LOGGED(at, "aliyun: property set id=40 code=200");
+    const recorded_t *reply = find(at, ALINK_ACT_PUBLISH, SET_TOPIC "_reply");
+    assert_non_null(reply);
+    assert_string_equal(reply->payload,
+                        "{\"id\":\"40\",\"code\":200,\"data\":{},\"message\":\"success\",\"version\":\"1.0\"}");
+    const recorded_t *led = find(at, ALINK_ACT_SET_LED, NULL);
+    assert_non_null(led);
+    assert_true(led->on);
+    assert_true(lamp_applied == 3u);
+    const recorded_t *post = find(at, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(post);
+    assert_non_null(strstr(post->payload, "\"params\":{\"LightSwitch\":1,\"Brightness\":60}"));
+
+    at = message(SET_TOPIC, "{\"id\":\"41\",\"params\":{\"Brightness\":101}}");
+    LOGGED(at, "aliyun: property set id=41 code=460");
+    reply = find(at, ALINK_ACT_PUBLISH, SET_TOPIC "_reply");
+    assert_non_null(reply);
+    assert_non_null(strstr(reply->payload, "\"message\":\"bad value: Brightness\""));
+    assert_null(find(at, ALINK_ACT_PUBLISH, POST_TOPIC));
+    at = message(SET_TOPIC, "{\"id\":\"42\",\"params\":{\"CurrentTemperature\":30}}");
+    LOGGED(at, "aliyun: property set id=42 code=460");
+    assert_true(lamp.brightness == 60 && lamp.temperature == 21.5f);
+}
+
+/* A reading that changes is posted on the next TICK, alone, with its time, at most once per interval. */
+static void test_thing_model_posts_changed_readings(void **state)
+{
+    (void)state;
+    static lamp_t posted;
+    memset(&lamp, 0, sizeof lamp);
+    fx.cfg.thing_model = &lamp_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_posted = &posted;
+    fx.cfg.thing_post_min_interval_ms = 5000;
+    fx.cfg.thing_post_time = true;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    go_online(); /* posts everything once (the online post) */
+    size_t at = tick_until(fx.now + 3000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0); /* nothing changed */
+    lamp.temperature = 22.5f;
+    at = tick_until(fx.now + 1000);
+    const recorded_t *post = find(at, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(post);
+    assert_non_null(strstr(post->payload, "\"params\":{\"CurrentTemperature\":{\"value\":22.5,\"time\":17000000"));
+    assert_null(strstr(post->payload, "Brightness"));
+    lamp.temperature = 23.5f;
+    at = tick_until(fx.now + 4000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0); /* rate limit: 5 s since the last change post */
+    at = tick_until(fx.now + 1000);
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 1);
+}
+
+/* Thing-model services: async on thing/service/{id} -> {id}_reply, sync through RRPC. */
+typedef struct {
+    int32_t times;
+} blink_in_t;
+typedef struct {
+    int32_t blinked;
+} blink_out_t;
+static const alink_thing_field_t blink_inputs[] = {
+    {.identifier = "times", .type = ALINK_THING_INT, .min = 1, .max = 5, .offset = 0, .size = sizeof(int32_t)}};
+static const alink_thing_field_t blink_outputs[] = {
+    {.identifier = "blinked", .type = ALINK_THING_INT, .max = 5, .offset = 0, .size = sizeof(int32_t)}};
+static int blink_run(const void *input, void *output)
+{
+    ((blink_out_t *)output)->blinked = ((const blink_in_t *)input)->times;
+    return 200;
+}
+static const alink_thing_service_t lamp_services[] = {
+    {.identifier = "Blink", .sync = false, .inputs = blink_inputs, .input_count = 1, .input_size = sizeof(blink_in_t),
+     .outputs = blink_outputs, .output_count = 1, .output_size = sizeof(blink_out_t), .run = blink_run},
+    {.identifier = "BlinkNow", .sync = true, .inputs = blink_inputs, .input_count = 1,
+     .input_size = sizeof(blink_in_t), .outputs = blink_outputs, .output_count = 1,
+     .output_size = sizeof(blink_out_t), .run = blink_run},
+};
+typedef struct {
+    float temperature;
+} alarm_t;
+static const alink_thing_field_t alarm_outputs[] = {{.identifier = "CurrentTemperature", .type = ALINK_THING_FLOAT,
+                                                     .min = -40, .max = 120, .offset = 0, .size = sizeof(float)}};
+static const alink_thing_event_t lamp_events[] = {
+    {.identifier = "TemperatureAlarm", .outputs = alarm_outputs, .output_count = 1}};
+static const alink_thing_model_t lamp_service_model = {lamp_fields, 3, sizeof(lamp_t), lamp_events, 1,
+                                                       lamp_services, 2};
+
+static void test_thing_model_services(void **state)
+{
+    (void)state;
+    static blink_in_t in;
+    static blink_out_t out;
+    fx.cfg.thing_model = &lamp_service_model;
+    fx.cfg.thing_props = &lamp;
+    fx.cfg.thing_staging = &lamp_staging;
+    fx.cfg.thing_payload = lamp_payload;
+    fx.cfg.thing_payload_size = sizeof lamp_payload;
+    fx.cfg.thing_input = &in;
+    fx.cfg.thing_input_size = sizeof in;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_ERR_CONFIG); /* no output room */
+    fx.cfg.thing_output = &out;
+    fx.cfg.thing_output_size = sizeof out;
+    assert_int_equal(alink_init(&fx.core, &fx.cfg, record, &fx.rec, NULL), ALINK_OK);
+    simple(ALINK_EV_NET_UP);
+    time_synced(1700000000000ull);
+    size_t at = simple(ALINK_EV_MQTT_CONNECTED);
+    assert_non_null(find(at, ALINK_ACT_SUBSCRIBE, "/sys/a1pk/dev1/thing/service/+"));
+    assert_non_null(find(at, ALINK_ACT_SUBSCRIBE, "/sys/a1pk/dev1/rrpc/request/+"));
+    for (unsigned i = 0; i < 4; i++) {
+        suback(i, true);
+    }
+    assert_int_equal(alink_state(&fx.core), ALINK_STATE_ONLINE);
+
+    at = message("/sys/a1pk/dev1/thing/service/Blink", "{\"id\":\"50\",\"params\":{\"times\":3}}");
+    LOGGED(at, "aliyun: service Blink id=50 code=200");
+    const recorded_t *reply = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/thing/service/Blink_reply");
+    assert_non_null(reply);
+    assert_string_equal(reply->payload, "{\"id\":\"50\",\"code\":200,\"data\":{\"blinked\":3},"
+                                        "\"message\":\"success\",\"version\":\"1.0\"}");
+    at = message("/sys/a1pk/dev1/thing/service/Blink", "{\"id\":\"51\",\"params\":{\"times\":6}}");
+    LOGGED(at, "aliyun: service Blink id=51 code=460");
+
+    at = message("/sys/a1pk/dev1/rrpc/request/1234567",
+                 "{\"id\":\"52\",\"params\":{\"times\":2},\"method\":\"thing.service.BlinkNow\"}");
+    LOGGED(at, "aliyun: service BlinkNow id=52 code=200");
+    reply = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/rrpc/response/1234567");
+    assert_non_null(reply);
+    assert_non_null(strstr(reply->payload, "\"data\":{\"blinked\":2}"));
+
+    /* a sync service is not run on the async topic, nor an async one through RRPC; odd ids are refused */
+    at = message("/sys/a1pk/dev1/thing/service/BlinkNow", "{\"id\":\"53\",\"params\":{\"times\":1}}");
+    LOGGED(at, "aliyun: ignored message: unknown service");
+    at = message("/sys/a1pk/dev1/rrpc/request/9",
+                 "{\"id\":\"54\",\"params\":{\"times\":1},\"method\":\"thing.service.Blink\"}");
+    LOGGED(at, "aliyun: ignored message: unknown service");
+    at = message("/sys/a1pk/dev1/rrpc/request/a-b",
+                 "{\"id\":\"55\",\"params\":{\"times\":1},\"method\":\"thing.service.BlinkNow\"}");
+    LOGGED(at, "aliyun: ignored message: bad rrpc id");
+    assert_int_equal(count(at, ALINK_ACT_PUBLISH), 0);
+
+    alarm_t alarm = {85.5f};
+    at = fx.rec.count;
+    fx.now += 250;
+    assert_int_equal(alink_event_post(&fx.core, 0, &alarm, fx.now), ALINK_OK);
+    const recorded_t *event = find(at, ALINK_ACT_PUBLISH, "/sys/a1pk/dev1/thing/event/TemperatureAlarm/post");
+    assert_non_null(event);
+    assert_non_null(strstr(event->payload, "\"params\":{\"value\":{\"CurrentTemperature\":85.5},\"time\":1700000000250}"));
+    assert_non_null(strstr(event->payload, "\"method\":\"thing.event.TemperatureAlarm.post\""));
+    assert_int_equal(alink_event_post(&fx.core, 1, &alarm, fx.now), ALINK_ERR_ARG);
+    simple(ALINK_EV_NET_DOWN);
+    assert_int_equal(alink_event_post(&fx.core, 0, &alarm, fx.now), ALINK_ERR_ARG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +983,9 @@ int main(void)
         cmocka_unit_test_setup(test_every_lost_session_schedules_a_reconnect_before_closing, setup),
         cmocka_unit_test_setup(test_esp_mqtt_event_orders_all_end_in_one_reconnect, setup),
         cmocka_unit_test_setup(test_a_certificate_refusal_is_named, setup),
+        cmocka_unit_test_setup(test_thing_model_sets_and_posts, setup),
+        cmocka_unit_test_setup(test_thing_model_services, setup),
+        cmocka_unit_test_setup(test_thing_model_posts_changed_readings, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,8 @@ alink_status_t alink_topic_build(alink_topic_t topic, const char *product_key, c
         [ALINK_TOPIC_PROPERTY_SET] = "/sys/%s/%s/thing/service/property/set",
         [ALINK_TOPIC_PROPERTY_SET_REPLY] = "/sys/%s/%s/thing/service/property/set_reply",
         [ALINK_TOPIC_USER_SETLED] = "/%s/%s/user/setled",
+        [ALINK_TOPIC_SERVICE] = "/sys/%s/%s/thing/service/+",
+        [ALINK_TOPIC_RRPC_REQUEST] = "/sys/%s/%s/rrpc/request/+",
     };
     if (!product_key || !device_name || !out || out_size == 0 || (unsigned)topic >= ALINK_TOPIC_COUNT) {
         return ALINK_ERR_ARG;

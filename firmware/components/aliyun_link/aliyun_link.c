@@ -122,8 +122,83 @@ static void publish(alink_t *c, alink_topic_t topic, size_t len)
     emit(c, &a);
 }
 
+/* The thing model's services have topics of their own (thing/service/+, rrpc/request/+) to subscribe to. */
+static bool thing_services(const alink_t *c)
+{
+    return c->config.thing_model && c->config.thing_model->service_count > 0;
+}
+
+static void publish_thing_to(alink_t *c, const char *topic, size_t len)
+{
+    alink_action_t a = {.type = ALINK_ACT_PUBLISH};
+    a.u.publish.topic = topic;
+    a.u.publish.payload = c->config.thing_payload;
+    a.u.publish.payload_len = len;
+    a.u.publish.qos = 0;
+    emit(c, &a);
+}
+
+static void publish_thing(alink_t *c, alink_topic_t topic, size_t len)
+{
+    alink_action_t a = {.type = ALINK_ACT_PUBLISH};
+    a.u.publish.topic = c->topics[topic];
+    a.u.publish.payload = c->config.thing_payload;
+    a.u.publish.payload_len = len;
+    a.u.publish.qos = 0;
+    emit(c, &a);
+}
+
+/* The thing model's post of the properties in `mask` (0: all). */
+static void post_thing_properties(alink_t *c, uint64_t mask)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    uint32_t id = c->next_message_id;
+    size_t len = 0;
+    c->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
+    uint64_t time_ms = c->config.thing_post_time && c->time_synced && c->now_ms >= c->sync_mono_ms
+                           ? c->sync_unix_ms + (c->now_ms - c->sync_mono_ms)
+                           : 0;
+    alink_status_t st = alink_thing_property_post(model, c->config.thing_props, mask, id, time_ms,
+                                                  c->config.thing_payload, c->config.thing_payload_size, &len);
+    if (st == ALINK_OK) {
+        publish_thing(c, ALINK_TOPIC_PROPERTY_POST, len);
+        log_line(c, "aliyun: property post id=%" PRIu32, id);
+        for (uint32_t i = 0; c->config.thing_posted && i < model->property_count; i++) {
+            if (mask == 0 || (mask >> i) & 1u) {
+                const alink_thing_field_t *f = &model->properties[i];
+                memcpy((unsigned char *)c->config.thing_posted + f->offset,
+                       (const unsigned char *)c->config.thing_props + f->offset, f->size);
+            }
+        }
+    } else {
+        log_line(c, "aliyun: property post not sent: %s", alink_strerror(st));
+    }
+}
+
+/* The properties whose value differs from the last post, in one post (rate-limited by the caller). */
+static void post_changed_readings(alink_t *c, uint64_t now_ms)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    uint64_t mask = 0;
+    for (uint32_t i = 0; i < model->property_count; i++) {
+        const alink_thing_field_t *f = &model->properties[i];
+        if (memcmp((const unsigned char *)c->config.thing_posted + f->offset,
+                   (const unsigned char *)c->config.thing_props + f->offset, f->size) != 0) {
+            mask |= UINT64_C(1) << i;
+        }
+    }
+    if (mask != 0) {
+        c->last_change_post_ms = now_ms;
+        post_thing_properties(c, mask);
+    }
+}
+
 static void post_properties(alink_t *c)
 {
+    if (c->config.thing_model) {
+        post_thing_properties(c, 0);
+        return;
+    }
     alink_properties_t props = {c->led_on, c->rssi_dbm, c->free_heap_bytes};
     uint32_t id = c->next_message_id;
     size_t len = 0;
@@ -239,8 +314,43 @@ static void set_led(alink_t *c, bool on)
     log_line(c, "aliyun: led %s", on ? "on" : "off");
 }
 
+static void on_thing_property_set(alink_t *c, const alink_event_t *ev)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    alink_thing_result_t result;
+    size_t len = 0;
+    alink_status_t st = alink_thing_property_set(model, c->config.thing_props, c->config.thing_staging,
+                                                 ev->u.message.payload, ev->u.message.payload_len, &result);
+    if (st != ALINK_OK) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    if (alink_thing_reply(&result, NULL, 0, NULL, c->config.thing_payload, c->config.thing_payload_size, &len) ==
+        ALINK_OK) {
+        publish_thing(c, ALINK_TOPIC_PROPERTY_SET_REPLY, len);
+    }
+    log_line(c, "aliyun: property set id=%s code=%d", result.id, result.code);
+    if (result.changed == 0) {
+        return;
+    }
+    int led = alink_thing_property_index(model, "LightSwitch");
+    if (led >= 0 && model->properties[led].type == ALINK_THING_BOOL && (result.changed >> led) & 1u) {
+        bool on;
+        memcpy(&on, (const unsigned char *)c->config.thing_props + model->properties[led].offset, sizeof on);
+        set_led(c, on);
+    }
+    if (c->config.thing_applied) {
+        c->config.thing_applied(c->config.thing_ctx, result.changed);
+    }
+    post_thing_properties(c, result.changed);
+}
+
 static void on_property_set(alink_t *c, const alink_event_t *ev)
 {
+    if (c->config.thing_model) {
+        on_thing_property_set(c, ev);
+        return;
+    }
     alink_property_set_t set;
     size_t len = 0;
     alink_status_t st = alink_json_parse_property_set(ev->u.message.payload, ev->u.message.payload_len, &set);
@@ -281,6 +391,55 @@ static void on_setled(alink_t *c, const alink_event_t *ev)
     }
 }
 
+/* A thing-model service: async on thing/service/{Identifier}, sync through rrpc/request/{messageId}. */
+static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
+{
+    const alink_thing_model_t *model = c->config.thing_model;
+    const char *topic = ev->u.message.topic;
+    size_t topic_len = ev->u.message.topic_len;
+    size_t start = topic_len;
+    while (start > 0 && topic[start - 1] != '/') {
+        start--;
+    }
+    const char *last = topic + start;
+    size_t last_len = topic_len - start;
+    int index = rrpc ? alink_thing_service_from_method(model, ev->u.message.payload, ev->u.message.payload_len)
+                     : alink_thing_service_index(model, last, last_len);
+    if (index < 0 || model->services[index].sync != rrpc) {
+        log_line(c, "aliyun: ignored message: unknown service");
+        return;
+    }
+    /* An RRPC message id is echoed into the response topic: only an id of 1..64 letters and digits. */
+    for (size_t i = 0; rrpc && i <= last_len; i++) {
+        bool alnum = i < last_len && ((last[i] >= '0' && last[i] <= '9') || (last[i] >= 'a' && last[i] <= 'z') ||
+                                      (last[i] >= 'A' && last[i] <= 'Z'));
+        if (i == last_len ? (last_len == 0 || last_len > 64) : !alnum) {
+            log_line(c, "aliyun: ignored message: bad rrpc id");
+            return;
+        }
+    }
+    const alink_thing_service_t *s = &model->services[index];
+    alink_thing_result_t result;
+    alink_status_t st = alink_thing_service_call(model, (uint32_t)index, ev->u.message.payload,
+                                                 ev->u.message.payload_len, c->config.thing_input,
+                                                 c->config.thing_output, &result);
+    if (st != ALINK_OK) {
+        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        return;
+    }
+    char reply_topic[ALINK_TOPIC_SIZE + 80];
+    int n = rrpc ? snprintf(reply_topic, sizeof reply_topic, "/sys/%s/%s/rrpc/response/%.*s", c->config.product_key,
+                            c->config.device_name, (int)last_len, last)
+                 : snprintf(reply_topic, sizeof reply_topic, "%.*s_reply", (int)topic_len, topic);
+    size_t len = 0;
+    if (n > 0 && (size_t)n < sizeof reply_topic &&
+        alink_thing_reply(&result, s->outputs, s->output_count, c->config.thing_output, c->config.thing_payload,
+                          c->config.thing_payload_size, &len) == ALINK_OK) {
+        publish_thing_to(c, reply_topic, len);
+    }
+    log_line(c, "aliyun: service %s id=%s code=%d", s->identifier, result.id, result.code);
+}
+
 static void on_message(alink_t *c, const alink_event_t *ev)
 {
     const char *topic = ev->u.message.topic;
@@ -291,6 +450,10 @@ static void on_message(alink_t *c, const alink_event_t *ev)
         on_property_set(c, ev);
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
         on_setled(c, ev);
+    } else if (thing_services(c) && alink_topic_matches(c->topics[ALINK_TOPIC_SERVICE], topic, topic_len)) {
+        on_service(c, ev, false);
+    } else if (thing_services(c) && alink_topic_matches(c->topics[ALINK_TOPIC_RRPC_REQUEST], topic, topic_len)) {
+        on_service(c, ev, true);
     } else if (alink_ota_message(c, ev)) {
         /* handled by the OTA part */
     } else {
@@ -306,9 +469,7 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
         return; /* stale or duplicate */
     }
     c->subacks_pending &= ~bit;
-    const char *topic = index == 2u  ? alink_ota_subscription(c)
-                        : index == 0 ? c->topics[ALINK_TOPIC_PROPERTY_SET]
-                                     : c->topics[ALINK_TOPIC_USER_SETLED];
+    const char *topic = c->subscribed_topics[index];
     log_line(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
     if (c->subacks_pending == 0) {
         go_online(c, ev->now_ms);
@@ -328,13 +489,21 @@ static void on_connected(alink_t *c, const alink_event_t *ev)
     log_line(c, "aliyun: mqtt connected");
     c->connected_at_ms = ev->now_ms;
     set_state(c, ALINK_STATE_SUBSCRIBING, ev->now_ms);
-    const char *topics[ALINK_SUBSCRIPTIONS] = {c->topics[ALINK_TOPIC_PROPERTY_SET],
-                                               c->topics[ALINK_TOPIC_USER_SETLED], alink_ota_subscription(c)};
-    c->subscription_count = topics[2] ? 3u : 2u;
+    unsigned n = 0;
+    c->subscribed_topics[n++] = c->topics[ALINK_TOPIC_PROPERTY_SET];
+    c->subscribed_topics[n++] = c->topics[ALINK_TOPIC_USER_SETLED];
+    if (thing_services(c)) {
+        c->subscribed_topics[n++] = c->topics[ALINK_TOPIC_SERVICE];
+        c->subscribed_topics[n++] = c->topics[ALINK_TOPIC_RRPC_REQUEST];
+    }
+    if (alink_ota_subscription(c)) {
+        c->subscribed_topics[n++] = alink_ota_subscription(c);
+    }
+    c->subscription_count = n;
     c->subacks_pending = (1u << c->subscription_count) - 1u;
     for (unsigned i = 0; i < c->subscription_count; i++) {
         alink_action_t a = {.type = ALINK_ACT_SUBSCRIBE};
-        a.u.subscribe.topic = topics[i];
+        a.u.subscribe.topic = c->subscribed_topics[i];
         a.u.subscribe.index = i;
         a.u.subscribe.qos = 1; /* commands should not be lost to a brief drop */
         emit(c, &a);
@@ -413,6 +582,9 @@ static void on_tick(alink_t *c, const alink_event_t *ev)
         if (c->config.post_period_ms && now >= c->next_post_ms) {
             post_properties(c);
             c->next_post_ms = now + c->config.post_period_ms;
+        } else if (c->config.thing_model && c->config.thing_posted &&
+                   now - c->last_change_post_ms >= c->config.thing_post_min_interval_ms) {
+            post_changed_readings(c, now);
         }
         break;
     case ALINK_STATE_WAIT_NETWORK:
@@ -451,6 +623,17 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
         (unsigned)cfg->timestamp_mode > ALINK_TIMESTAMP_FIXED) {
         return ALINK_ERR_CONFIG;
     }
+    if (cfg->thing_model && (alink_thing_model_check(cfg->thing_model) != ALINK_OK || !cfg->thing_props ||
+                             !cfg->thing_staging || !cfg->thing_payload || cfg->thing_payload_size == 0)) {
+        return ALINK_ERR_CONFIG;
+    }
+    for (uint32_t i = 0; cfg->thing_model && i < cfg->thing_model->service_count; i++) {
+        const alink_thing_service_t *s = &cfg->thing_model->services[i];
+        if ((s->input_size > 0 && (!cfg->thing_input || s->input_size > cfg->thing_input_size)) ||
+            (s->output_size > 0 && (!cfg->thing_output || s->output_size > cfg->thing_output_size))) {
+            return ALINK_ERR_CONFIG;
+        }
+    }
     for (int t = 0; t < ALINK_TOPIC_COUNT; t++) {
         if (alink_topic_build((alink_topic_t)t, cfg->product_key, cfg->device_name, core->topics[t],
                               sizeof core->topics[t]) != ALINK_OK) {
@@ -481,6 +664,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
     if (c->state != ALINK_STATE_ONLINE) {
         start_outage(c, ev->now_ms); /* the first event starts the clock of the first outage */
     }
+    c->now_ms = ev->now_ms;
     switch (ev->type) {
     case ALINK_EV_NET_UP:
         if (!c->net_up) {
@@ -546,5 +730,32 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
         alink_ota_event(c, ev);
         break;
     }
+    return ALINK_OK;
+}
+
+alink_status_t alink_event_post(alink_t *core, uint32_t event_index, const void *output, uint64_t now_ms)
+{
+    if (!core || !core->config.thing_model || core->state != ALINK_STATE_ONLINE ||
+        event_index >= core->config.thing_model->event_count || now_ms < core->sync_mono_ms) {
+        return ALINK_ERR_ARG;
+    }
+    const alink_thing_event_t *e = &core->config.thing_model->events[event_index];
+    char topic[ALINK_TOPIC_SIZE + 64];
+    int n = snprintf(topic, sizeof topic, "/sys/%s/%s/thing/event/%s/post", core->config.product_key,
+                     core->config.device_name, e->identifier);
+    if (n < 0 || (size_t)n >= sizeof topic) {
+        return ALINK_ERR_BUFFER;
+    }
+    uint32_t id = core->next_message_id;
+    size_t len = 0;
+    alink_status_t st = alink_thing_event_post(core->config.thing_model, event_index, output, id,
+                                               core->sync_unix_ms + (now_ms - core->sync_mono_ms),
+                                               core->config.thing_payload, core->config.thing_payload_size, &len);
+    if (st != ALINK_OK) {
+        return st;
+    }
+    core->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
+    publish_thing_to(core, topic, len);
+    log_line(core, "aliyun: event %s id=%" PRIu32, e->identifier, id);
     return ALINK_OK;
 }

@@ -4,6 +4,8 @@
  *   /sys/{pk}/{dn}/thing/event/property/post (+ _reply)
  *   /sys/{pk}/{dn}/thing/service/property/set (+ _reply)
  *   /{pk}/{dn}/user/setled   (a custom topic this product defines)
+ *   /sys/{pk}/{dn}/thing/service/{id} -> {id}_reply; /sys/{pk}/{dn}/rrpc/request/{messageId} ->
+ *   /sys/{pk}/{dn}/rrpc/response/{messageId} (Alink protocol: "Invoke services", "RRPC")
  */
 #ifndef ALINK_TOPICS_H
 #define ALINK_TOPICS_H
@@ -25,6 +27,8 @@ typedef enum {
     ALINK_TOPIC_PROPERTY_SET,
     ALINK_TOPIC_PROPERTY_SET_REPLY,
     ALINK_TOPIC_USER_SETLED,
+    ALINK_TOPIC_SERVICE,      /* filter /sys/{pk}/{dn}/thing/service/+ : async services of the thing model */
+    ALINK_TOPIC_RRPC_REQUEST, /* filter /sys/{pk}/{dn}/rrpc/request/+ : sync services (RRPC) */
     ALINK_TOPIC_COUNT,
 } alink_topic_t;
 

@@ -36,6 +36,8 @@
  *   aliyun: led on                           aliyun: led off
  *   aliyun: property post id=<id>
  *   aliyun: property set id=<id> code=<200|460>
+ *   aliyun: service <Identifier> id=<id> code=<code>   (thing model services, async or through RRPC)
+ *   aliyun: event <Identifier> id=<id>                 (alink_event_post)
  *   aliyun: ignored message: <reason>        reasons: too large, not JSON, too deeply nested,
  *                                            no id, bad id, no params, bad LightSwitch, no dn,
  *                                            bad s, other device, unknown topic
@@ -67,6 +69,7 @@
 #include "alink_ota.h"
 #include "alink_shell_facts.h"
 #include "alink_status.h"
+#include "alink_thing.h"
 #include "alink_topics.h"
 
 #ifdef __cplusplus
@@ -78,7 +81,7 @@ extern "C" {
 /* The broker refuses keep-alives outside 30..1200 s (Aliyun MQTT CONNECT documentation). */
 #define ALINK_KEEPALIVE_MIN_S 30u
 #define ALINK_KEEPALIVE_MAX_S 1200u
-#define ALINK_SUBSCRIPTIONS 3u /* property set, setled, and the OTA upgrade when OTA is on */
+#define ALINK_SUBSCRIPTIONS 5u /* property set, setled; thing services and RRPC with a model that has services; the OTA upgrade when OTA is on */
 #define ALINK_LOG_MAX 192u /* a log line, NUL included; longer lines are cut at a character */
 
 typedef enum {
@@ -110,6 +113,32 @@ typedef struct {
      * OTA off (no inform, no upgrade subscription). ota_slot_bytes: the passive slot's size. */
     const char *firmware_version;
     uint32_t ota_slot_bytes;
+    /*
+     * The product's thing model (alink_thing.h); with services, the core also subscribes to
+     * /sys/{pk}/{dn}/thing/service/+ (async, answered on {id}_reply) and /sys/{pk}/{dn}/rrpc/request/+
+     * (sync, answered on rrpc/response/{messageId}); inputs are checked like a set. NULL keeps the built-in LightSwitch/RSSI/FreeHeap model.
+     * With it, property sets go through the engine (all-or-nothing, 460 naming the identifier) and posts
+     * carry the model's properties. thing_props: the live values (the shell refreshes read-only readings
+     * before a TICK); thing_staging: scratch of the same size; thing_payload: the buffer for posts and
+     * replies (thing_payload_size bytes). thing_applied (may be NULL) runs after a set changed values,
+     * with bit i set for property i. A bool property "LightSwitch" also drives the LED, as the seed did.
+     */
+    const alink_thing_model_t *thing_model;
+    void *thing_props;
+    void *thing_staging;
+    char *thing_payload;
+    size_t thing_payload_size;
+    void *thing_input;  /* services: room for the largest input struct (thing_input_size bytes) */
+    size_t thing_input_size;
+    void *thing_output; /* services: room for the largest output struct */
+    size_t thing_output_size;
+    void *thing_posted;          /* optional, same size as thing_props: the values last posted, so that a
+                                    TICK posts the properties that changed since (at most one such post
+                                    per thing_post_min_interval_ms) */
+    uint32_t thing_post_min_interval_ms;
+    bool thing_post_time;        /* post each value as {"value":v,"time":ms} (wall clock) */
+    void (*thing_applied)(void *thing_ctx, uint64_t changed);
+    void *thing_ctx;
 } alink_config_t;
 
 /* Defaults for every numeric field (the strings stay NULL). */
@@ -257,10 +286,13 @@ typedef struct {
     uint64_t connected_at_ms;
     uint64_t next_connect_ms;
     uint64_t next_post_ms;
+    uint64_t now_ms;          /* of the event being handled */
+    uint64_t last_change_post_ms;
     uint64_t outage_since_ms;
     uint32_t next_message_id;
     unsigned subacks_pending;
     unsigned subscription_count;
+    const char *subscribed_topics[ALINK_SUBSCRIPTIONS]; /* this session's, in SUBSCRIBE index order */
     int rssi_dbm;
     uint32_t free_heap_bytes;
     char topics[ALINK_TOPIC_COUNT][ALINK_TOPIC_SIZE];
@@ -280,6 +312,14 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
 
 /* Feeds one event; emits 0..n actions before returning. ALINK_ERR_ARG for a malformed event. */
 alink_status_t alink_handle(alink_t *core, const alink_event_t *event);
+
+/*
+ * Posts thing-model event `event_index` with its output struct to /sys/{pk}/{dn}/thing/event/{id}/post,
+ * "time" the wall clock at now_ms (ms). Call it from the task that feeds alink_handle(), only ONLINE
+ * (ALINK_ERR_ARG otherwise, or without a model or with an index out of range). Logs
+ * "aliyun: event <Identifier> id=<id>".
+ */
+alink_status_t alink_event_post(alink_t *core, uint32_t event_index, const void *output, uint64_t now_ms);
 
 alink_state_t alink_state(const alink_t *core);
 bool alink_led_on(const alink_t *core);
