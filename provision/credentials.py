@@ -332,7 +332,7 @@ _OTHER_SEPARATORS = ((";", "semicolons"), ("\t", "tabs"))
 
 
 def _other_separator(header: list[str]) -> str | None:
-    """"semicolons" or "tabs" when the header row names our columns only once split at that character."""
+    """Which separator ("semicolons", "tabs") the header row uses, when it names our columns only split so."""
     if sum(_HEADER_ALIASES.get(_normalise_header(text)) is not None for text in header) >= 2:
         return None
     joined = ",".join(header)

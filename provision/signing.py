@@ -19,8 +19,8 @@ import hashlib
 import hmac
 import ipaddress
 import re
-import unicodedata
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -34,9 +34,9 @@ __all__ = [
     "SIGN_METHODS",
     "MqttCredentials",
     "Now",
+    "endpoint_problem",
     "legacy_host",
     "now_ms",
-    "endpoint_problem",
     "parse_timestamp",
     "sign",
     "sign_content",

@@ -148,7 +148,10 @@ BASE = ["sign", "--product-key", "pk", "--device-name", "device", "--device-secr
             ["--endpoint", "mqtts://x.cn:8883"],
             "endpoint: not a host name, localhost or an IP address (no scheme, no port)",
         ),
-        (["--endpoint", "127.0.0.1:8883"], "endpoint: not a host name, localhost or an IP address (no scheme, no port)"),
+        (
+            ["--endpoint", "127.0.0.1:8883"],
+            "endpoint: not a host name, localhost or an IP address (no scheme, no port)",
+        ),
         *(
             (["--product-key", f"a1ProbePK01{char}dev"], "product key: letters and digits only (/ + # & would "
              "change the topics and the username)")
@@ -172,7 +175,9 @@ def test_client_ids_of_the_platform_and_sdks_are_accepted(client_id: str) -> Non
     assert creds.client_id == f"{client_id}|securemode=2,signmethod=hmacsha1,timestamp=1|"
 
 
-@pytest.mark.parametrize("endpoint", ["127.0.0.1", "192.168.1.20", "::1", "localhost", "a1b.iot-as-mqtt.cn-shanghai.aliyuncs.com"])
+@pytest.mark.parametrize(
+    "endpoint", ["127.0.0.1", "192.168.1.20", "::1", "localhost", "a1b.iot-as-mqtt.cn-shanghai.aliyuncs.com"]
+)
 def test_endpoint_may_be_an_address_or_localhost(run_cli: RunCli, endpoint: str) -> None:
     result = run_cli(*BASE, "--endpoint", endpoint, "--json")
     assert result.code == 0, result.err
