@@ -187,8 +187,28 @@ def render_header(roots: Sequence[RootCertificate]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["c_string_lines"] = _c_string_lines
+    environment.filters["c_comment"] = c_comment_text
     bundle = "".join(root.pem for root in roots)
     return environment.from_string(template_text).render(roots=roots, bundle=bundle, bundle_len=len(bundle) + 1)
+
+
+def c_comment_text(text: str) -> str:
+    """`text` made safe inside a C block comment on one line: a subject is whatever the CA's owner typed, and
+    `*/` would end the comment (the rest compiled as code), a newline would break the layout, a backslash
+    at a line end would splice lines, and a non-ASCII character would not fit the ASCII header. Such
+    characters become `\\xNN` / `\\uNNNN`, a backslash `\\\\`, and `*/` / `/*` get a backslash between."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code > 0x7F:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out).replace("*/", "*\\/").replace("/*", "/\\*")
 
 
 def _c_string_lines(pem: str) -> list[str]:

@@ -171,3 +171,22 @@ def test_default_root_missing_from_the_store(tmp_path: Path) -> None:
 def test_rendering_is_deterministic() -> None:
     roots = ca.collect_roots()
     assert ca.render_header(roots) == ca.render_header(ca.collect_roots())
+
+
+def test_subject_cannot_end_the_comment_or_inject_code(tmp_path: Path, run_cli: RunCli) -> None:
+    """A --pem CA is someone else's text: `*/` in its subject must not close the header's comment."""
+    pem = make_cert(tmp_path / "evil.pem", "Evil */ int injected = 1; /* x\nsecond line é")
+    out = tmp_path / "aliyun_root_ca.h"
+    result = run_cli("render-ca", "--out", str(out), "--pem", str(pem))
+    assert result.code == 0, result.err
+    text = out.read_text(encoding="ascii")
+    # rfc4514_string() has already escaped the `;` as `\;`; the filter doubles that backslash.
+    assert " * 3. CN=Evil *\\/ int injected = 1\\\\; /\\* x\\x0asecond line \\u00e9\n" in text
+    comment = text[: text.index("*/") + 2]
+    assert "injected" in comment
+    source = tmp_path / "use.c"
+    # Were the subject compiled as code, `injected` would be defined twice (or the comment broken).
+    source.write_text('#include "aliyun_root_ca.h"\nint injected = 2;\nint main(void) { return injected - 2; }\n')
+    command = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(source), "-o", "use"]
+    subprocess.run(command, check=True, cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "use")], check=False).returncode == 0
