@@ -172,11 +172,20 @@ def gen_nvs_command(
 @click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="nvs_keys partition.")
 @click.option("--hmac-key", "hmac_key_path", type=click.Path(dir_okay=False, path_type=Path), help="32-byte HMAC key.")
 @click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
-def inspect_command(image: Path, keys_path: Path | None, hmac_key_path: Path | None, show_secrets: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (image, pages, scheme, entries).")
+def inspect_command(
+    image: Path, keys_path: Path | None, hmac_key_path: Path | None, show_secrets: bool, as_json: bool
+) -> None:
     """Verify an NVS image (every page and entry CRC) and list its namespaces, keys, types and values."""
-    from provision.inspect import inspect_files
+    import json
 
-    for line in inspect_files(image, keys_path=keys_path, hmac_key_path=hmac_key_path, show_secrets=show_secrets):
+    from provision.inspect import inspect_image
+
+    found = inspect_image(image, keys_path=keys_path, hmac_key_path=hmac_key_path)
+    if as_json:
+        click.echo(json.dumps(found.to_json_dict(show_secrets=show_secrets)))
+        return
+    for line in found.lines(show_secrets=show_secrets):
         click.echo(line)
 
 
