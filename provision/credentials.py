@@ -87,6 +87,10 @@ class DeviceFileSummary:
         noun = "device" if self.devices == 1 else "devices"
         return f"{self.path}: {self.devices} {noun} OK (ProductKey {keys})"
 
+    def to_json_dict(self) -> dict[str, object]:
+        """What `check --json` prints."""
+        return {"path": self.path, "devices": self.devices, "product_keys": list(self.product_keys), "ok": True}
+
 
 def _normalise_header(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text).lower()
