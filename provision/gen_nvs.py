@@ -1,9 +1,9 @@
 """Per-device NVS partition images (optionally encrypted) and the output directory that holds them.
 
-Images are written with esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close,
-the functions its own `generate` command uses), one device at a time, in memory. That package makes
-keys with Python's `random` (generate_key), so it is never asked for keys: the XTS key comes from
-`secrets` here and is passed in as the 64 raw bytes its NVS class accepts (`encr_key` of length 64).
+Images are written by provision.nvs_writer, one device at a time, in memory: the same bytes as
+esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close) for the same entries and
+keys, at a fraction of its CPU (tests/python/test_nvs_writer.py holds them identical, bench/gen_nvs_bench.py
+measures both). Keys come from `secrets` (that package's generate_key uses Python's `random`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -22,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from esp_idf_nvs_partition_gen import nvs_partition_gen as nvs_gen
-
 from provision import nvs_format as fmt
 from provision.atomic import PRIVATE_DIR_MODE, create_private_file
 from provision.credentials import Device, DeviceFileSummary, check_devices, iter_devices
 from provision.errors import EnvironmentProblem, InputError, OutputBusy, UsageProblem
+from provision.nvs_writer import encode_strings
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -101,21 +99,6 @@ def check_size(size: int) -> None:
         raise UsageProblem(f"--size: 0x{size:X} is below the read/write NVS minimum of 0x{MIN_SIZE:X} (3 pages)")
 
 
-def _encode(namespace: str, pairs: list[tuple[str, str]], size: int, xts_key: bytes | None) -> bytes:
-    out = io.BytesIO()
-    nvs = nvs_gen.nvs_open(
-        out, size - fmt.PAGE_SIZE, nvs_gen.Page.VERSION2, is_encrypt=xts_key is not None, key=xts_key
-    )
-    try:
-        nvs_gen.write_entry(nvs, namespace, "namespace", "", "")
-        for key, value in pairs:
-            nvs_gen.write_entry(nvs, key, "data", "string", value)
-        nvs_gen.nvs_close(nvs)
-    except nvs_gen.InsufficientSizeError:
-        raise InputError(f"--size: 0x{size:X} is too small for this device's entries") from None
-    return out.getvalue()
-
-
 def build_partition(
     device: Device,
     *,
@@ -137,13 +120,13 @@ def build_partition(
     check_size(size)
     namespace, pairs = layout_entries(device, layout)
     if encryption == "none":
-        return PartitionSet(_encode(namespace, pairs, size, None), None, None)
+        return PartitionSet(encode_strings(namespace, pairs, size, None), None, None)
     if encryption == "xts":
         xts_key = secrets.token_bytes(fmt.XTS_KEY_SIZE)
-        return PartitionSet(_encode(namespace, pairs, size, xts_key), fmt.nvs_keys_partition(xts_key), None)
+        return PartitionSet(encode_strings(namespace, pairs, size, xts_key), fmt.nvs_keys_partition(xts_key), None)
     if encryption == "hmac":
         hmac_key = secrets.token_bytes(fmt.HMAC_KEY_SIZE)
-        return PartitionSet(_encode(namespace, pairs, size, fmt.hmac_xts_key(hmac_key)), None, hmac_key)
+        return PartitionSet(encode_strings(namespace, pairs, size, fmt.hmac_xts_key(hmac_key)), None, hmac_key)
     raise InputError(f"encryption: {encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
 
 
