@@ -96,8 +96,14 @@ def _normalise_header(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text).lower()
 
 
+_PRINTABLE_RE = re.compile(r"[\x21-\x7e]+")
+
+
 def _printable_problem(value: str, lengths: tuple[int, int]) -> str | None:
     """Why `value` is not printable ASCII without spaces of a plausible length, or None. Never echoes it."""
+    low, high = lengths
+    if low <= len(value) <= high and _PRINTABLE_RE.fullmatch(value) is not None:
+        return None  # the common case in one regex call; the loop below only explains a failure
     if not value:
         return "empty"
     for position, char in enumerate(value, start=1):
@@ -119,12 +125,14 @@ PRODUCT_KEY_RULE = "letters and digits only"
 def product_key_problem(value: str) -> str | None:
     """Why `value` is not a ProductKey, or None. The platform issues letters and digits; `/`, `+`, `#`
     and `&` would change the topics (`/{pk}/{dn}/...`) and the MQTT username (`{dn}&{pk}`) it builds."""
+    low, high = PRODUCT_KEY_LENGTHS
+    if low <= len(value) <= high and PRODUCT_KEY_RE.fullmatch(value) is not None:
+        return None
     if not value:
         return "empty"
     for position, char in enumerate(value, start=1):
         if PRODUCT_KEY_RE.fullmatch(char) is None:
             return f"character {position} is not allowed: a ProductKey is {PRODUCT_KEY_RULE}"
-    low, high = PRODUCT_KEY_LENGTHS
     if not low <= len(value) <= high:
         return f"{len(value)} characters, expected {low}-{high}"
     return None
