@@ -98,15 +98,23 @@ def encode_strings(namespace: str, pairs: list[tuple[str, str]], size: int, xts_
         raise ValueError(f"{count} entries do not fit on one page of {MAX_ENTRIES}")
     if xts_key is not None:
         entries = _xts_encrypt_entries(entries, xts_key)
+    return b"".join((_PAGE0_HEADER, _bitmap(count), entries, b"\xff" * (size - _ENTRIES_START - len(entries))))
+
+
+def _page0_header() -> bytes:
+    """Page 0 of every image: active, sequence number 0, format version 2, then its CRC."""
     header = bytearray(struct.pack("<IIB", fmt.PAGE_ACTIVE, 0, fmt.VERSION_2) + b"\xff" * 23)
     struct.pack_into("<I", header, 28, fmt.crc32(bytes(header[4:28])))
-    bitmap = _bitmap(count)
-    page = bytes(header) + bitmap + entries
-    return page + b"\xff" * (size - len(page))
+    return bytes(header)
+
+
+_PAGE0_HEADER: Final = _page0_header()
+_ENTRIES_START: Final = fmt.FIRST_ENTRY_OFFSET
 
 
 def _bitmap(written: int) -> bytes:
-    """The entry state bitmap with entries 0..written-1 marked written (0b10), the rest empty (0b11)."""
-    value = (1 << (2 * fmt.ENTRIES_PER_PAGE + 4)) - 1  # 128 two-bit states in 32 bytes, all empty
-    value &= ~sum(1 << (2 * index) for index in range(written))  # clear the low bit of each written state
-    return value.to_bytes(fmt.BITMAP_SIZE, "little")
+    """The entry state bitmap with entries 0..written-1 marked written (0b10), the rest empty (0b11):
+    four states a byte, the first in the low bits."""
+    whole, rest = divmod(written, 4)
+    partial = bytes([0xFF & ~sum(1 << (2 * index) for index in range(rest))]) if rest else b""
+    return (b"\xaa" * whole + partial).ljust(fmt.BITMAP_SIZE, b"\xff")
