@@ -208,7 +208,7 @@ def main() -> None:
         print(f"gen-nvs --encrypt, {n:.0f} devices, one process (one core), output in {base} ({kind}):")
         print(f"  total            {timing['total_s']:.2f} s  = {n / timing['total_s']:.0f} devices/s")
         print(f"  CSV check pass   {timing['check_s']:.2f} s")
-        print(f"  images in memory {timing['build_in_memory_s']:.2f} s  (provision.nvs_writer + XTS, keys from secrets)")
+        print(f"  images in memory {timing['build_in_memory_s']:.2f} s  (nvs_writer + XTS, keys from secrets)")
         rest = timing["total_s"] - timing["check_s"] - timing["build_in_memory_s"]
         print(f"  files, manifest  {rest:.2f} s  (validation pass again, atomic 0600 writes, one sync)")
     print("peak memory (tracemalloc, Python heap) and max RSS of the process:")
