@@ -113,3 +113,33 @@ def test_xts_nvs_encryption_works_without_a_build_dir(tmp_path: Path) -> None:
     (tmp_path / "keys.bin").write_bytes(flash[0x18000:0x19000])
     plain = run_cli("inspect", str(tmp_path / "nvs.bin"), "--keys", str(tmp_path / "keys.bin"), "--show-secrets")
     assert plain.code == 0 and read_secrets(csv_path)[0] in plain.out
+
+
+def test_ctrl_c_exits_130_with_the_summary_and_no_traceback(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from flash_testlib import REPO
+
+    csv_path = write_devices(tmp_path / "devices.csv", 2)
+    specs = board_specs(tmp_path / "boards", 2, line_baud=115_200)
+    with EmulatedRack(specs) as rack:
+        ports = [a for u in rack.urls for a in ("--port", u)]
+        cmd = [sys.executable, "-m", "provision.cli", "flash", "--csv", str(csv_path), "--new-ledger", *ports]
+        cmd += ["--no-progress", "--baud", "115200", "--build-dir", str(_big_build(tmp_path))]
+        process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert "Traceback" not in out + err
+    assert "of 0 verified" in out or " verified in " in out
+    assert list(tmp_path.glob("devices-flash-report-*.jsonl")), "the report of what finished"
+
+
+def _big_build(tmp_path: Path) -> Path:
+    from provision.emulator.synthetic_build import synthetic_build
+
+    return synthetic_build(tmp_path / "build", chip="esp32", app_size=256 * 1024)
