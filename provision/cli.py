@@ -10,7 +10,7 @@ import click
 
 from provision import __version__
 from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
-from provision.station.commands import flash_command, ledger_group
+from provision.station.commands import erase_command, flash_command, ledger_group
 
 __all__ = ["cli", "main"]
 
@@ -231,6 +231,7 @@ def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) 
 
 cli.add_command(flash_command)
 cli.add_command(ledger_group)
+cli.add_command(erase_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import click
 
 from provision.errors import InputError, ProvisionError
 
-__all__ = ["flash_command", "ledger_group"]
+__all__ = ["erase_command", "flash_command", "ledger_group"]
 
 
 class BoardsFailed(ProvisionError):
@@ -368,3 +368,27 @@ def ledger_release(
         click.echo(f"{released.product_key}/{released.device_name} on {released.mac}: {outcome}")
     finally:
         ledger.close()
+
+
+@click.command("erase")
+@click.option("--port", "port", required=True, help="The board's device path or pyserial URL.")
+@_csv_option
+@_ledger_option
+@click.option("--partition-table", type=click.Path(dir_okay=False, path_type=Path), help="Default: the firmware's.")
+@click.option("--station", default="erase", show_default=True, help="Name recorded in the ledger history.")
+def erase_command(
+    port: str, csv_path: Path | None, ledger_url: str | None, partition_table: Path | None, station: str
+) -> None:
+    """Erase a board's credential partitions, read them back blank, and record it in the ledger."""
+    from provision.station.build import partitions_only
+    from provision.station.erase import erase_board
+
+    build = partitions_only(partition_table) if partition_table else partitions_only()
+    ledger = _open(csv_path, ledger_url) if (csv_path or ledger_url) else None
+    try:
+        result = erase_board(port, build, ledger, station=station)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    held = f"; the ledger's {result.device_name} may now be released as free" if result.device_name else ""
+    click.echo(f"{result.mac}: erased {', '.join(result.regions)} and read back blank{held}")

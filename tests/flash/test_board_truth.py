@@ -143,3 +143,25 @@ def _big_build(tmp_path: Path) -> Path:
     from provision.emulator.synthetic_build import synthetic_build
 
     return synthetic_build(tmp_path / "build", chip="esp32", app_size=256 * 1024)
+
+
+def test_erase_then_release_frees_a_written_triple(tmp_path: Path) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 2)
+    specs = board_specs(tmp_path / "boards", 1)
+    ledger = str(tmp_path / "l.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
+    with EmulatedRack(specs) as rack:
+        assert _flash(csv_path, rack.urls[0], "--ledger", ledger).code == 0
+        db = open_ledger(ledger)
+        row = next(r for r in db.rows() if r.mac)
+        with db._transaction() as cur:  # as if the boot check had failed: written, never verified
+            cur.execute(
+                "UPDATE triples SET verified_at = NULL, state = 'failed', reason = 'boot check' WHERE mac IS NOT NULL"
+            )
+        db.close()
+        erased = run_cli("erase", "--port", rack.urls[0], "--ledger", ledger)
+        assert erased.code == 0 and "read back blank" in erased.out, erased.out + erased.err
+    flash = Path(specs[0].flash_path).read_bytes()
+    assert flash[0xF000:0x15000] == b"\xff" * 0x6000
+    released = run_cli("ledger", "release", row.device_name, "--ledger", ledger, "--yes")
+    assert released.code == 0 and "free again" in released.out
