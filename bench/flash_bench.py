@@ -57,6 +57,7 @@ def run_batch(
         csv_path=csv_path,
         build=load_build(build_dir),
         ledger_url=str(work / "bench.ledger.sqlite"),
+        create_missing_ledger=True,
         report_prefix=work / f"report-{tag}",
         baud=baud,
         show_progress=False,

@@ -49,5 +49,9 @@ def create_private_file(path: str | os.PathLike[str], data: bytes) -> None:
     the metadata work (gen-nvs writes three files per device).
     """
     fd = os.open(os.fspath(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
+    try:
+        view = memoryview(data)
+        while view:  # a raw fd, not a buffered file object: one write call for a whole image
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

@@ -2,10 +2,13 @@
 
 Default roots, taken by name from the system trust store (Debian's ca-certificates bundle, else certifi):
 GlobalSign Root CA (R1) and GlobalSign Root CA - R6, the roots of the certificates Alibaba Cloud IoT
-Platform's public MQTT endpoints present. More roots (such as the "Aliyun IoT Root CA" of newer
+Platform's public MQTT endpoints present, and GlobalSign Root CA - R3 and GlobalSign Root R46, the roots of OSS,
+where the platform's OTA images are downloaded from (Alibaba's notice "OSS HTTPS root certificate upgrade": R3
+since July 2024, R46 from 15 June 2026, cross-signed by R1 only until 28 January 2027).
+More roots (such as the "Aliyun IoT Root CA" of newer
 instances, in no public trust store) come from PEM files the user passes; none of them is committed.
 A name matches a certificate whose subject CN or OU equals it (R1: CN "GlobalSign Root CA";
-R6: OU "GlobalSign Root CA - R6"), which is also how Mozilla labels them.
+R6: OU "GlobalSign Root CA - R6"; R46: CN "GlobalSign Root R46"), which is also how Mozilla labels them.
 """
 
 from __future__ import annotations
@@ -38,7 +41,12 @@ __all__ = [
     "write_header",
 ]
 
-DEFAULT_ROOT_NAMES: Final = ("GlobalSign Root CA", "GlobalSign Root CA - R6")
+DEFAULT_ROOT_NAMES: Final = (
+    "GlobalSign Root CA",
+    "GlobalSign Root CA - R6",
+    "GlobalSign Root CA - R3",
+    "GlobalSign Root R46",
+)
 DEBIAN_BUNDLE: Final = Path("/etc/ssl/certs/ca-certificates.crt")
 WARN_MONTHS: Final = 18
 TEMPLATE: Final = "aliyun_root_ca.h.j2"
@@ -187,8 +195,28 @@ def render_header(roots: Sequence[RootCertificate]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     environment.filters["c_string_lines"] = _c_string_lines
+    environment.filters["c_comment"] = c_comment_text
     bundle = "".join(root.pem for root in roots)
     return environment.from_string(template_text).render(roots=roots, bundle=bundle, bundle_len=len(bundle) + 1)
+
+
+def c_comment_text(text: str) -> str:
+    """`text` made safe inside a C block comment on one line: a subject is whatever the CA's owner typed, and
+    `*/` would end the comment (the rest compiled as code), a newline would break the layout, a backslash
+    at a line end would splice lines, and a non-ASCII character would not fit the ASCII header. Such
+    characters become `\\xNN` / `\\uNNNN`, a backslash `\\\\`, and `*/` / `/*` get a backslash between."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char == "\\":
+            out.append("\\\\")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code > 0x7F:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out).replace("*/", "*\\/").replace("/*", "/\\*")
 
 
 def _c_string_lines(pem: str) -> list[str]:

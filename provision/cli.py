@@ -10,7 +10,7 @@ import click
 
 from provision import __version__
 from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
-from provision.station.commands import flash_command, ledger_group
+from provision.station.commands import erase_command, flash_command, ledger_group
 
 __all__ = ["cli", "main"]
 
@@ -136,11 +136,15 @@ def sign_command(
 
 @cli.command("check")
 @click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="The devices CSV.")
-def check_command(csv_path: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on success (problems stay lines on stderr).")
+def check_command(csv_path: Path, as_json: bool) -> None:
     """Validate a devices CSV; print one summary line when it is good, every problem when not."""
+    import json
+
     from provision.credentials import check_devices
 
-    click.echo(check_devices(csv_path).line())
+    summary = check_devices(csv_path)
+    click.echo(json.dumps(summary.to_json_dict()) if as_json else summary.line())
 
 
 @cli.command("gen-nvs")
@@ -151,20 +155,38 @@ def check_command(csv_path: Path) -> None:
 @click.option("--encrypt", is_flag=True, help="Flash-encryption scheme: a fresh nvs_keys.bin per device.")
 @click.option("--encrypt-hmac", is_flag=True, help="HMAC scheme (S2/S3/C3/C6/H2): a fresh hmac_key.bin per device.")
 @click.option("--force", is_flag=True, help="Replace an existing output directory.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on success.")
 def gen_nvs_command(
-    csv_path: Path, out_dir: Path, layout: str, size: str, encrypt: bool, encrypt_hmac: bool, force: bool
+    csv_path: Path,
+    out_dir: Path,
+    layout: str,
+    size: str,
+    encrypt: bool,
+    encrypt_hmac: bool,
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Write DIR/<DeviceName>/nvs.bin (+ keys) for every device and DIR/manifest.json."""
-    from provision.errors import InputError
+    import json
+
+    from provision.errors import UsageProblem
     from provision.gen_nvs import parse_size, write_partitions
+    from provision.progress import terminal_progress
 
     if encrypt and encrypt_hmac:
-        raise InputError("--encrypt and --encrypt-hmac: choose one scheme")
+        raise UsageProblem("--encrypt and --encrypt-hmac: choose one scheme")
     encryption = "xts" if encrypt else "hmac" if encrypt_hmac else "none"
-    report = write_partitions(
-        csv_path, out_dir, layout=layout, size=parse_size(size), encryption=encryption, force=force
-    )
-    click.echo(report.line())
+    with terminal_progress(sys.stderr, "devices") as progress:
+        report = write_partitions(
+            csv_path,
+            out_dir,
+            layout=layout,
+            size=parse_size(size),
+            encryption=encryption,
+            force=force,
+            progress=progress,
+        )
+    click.echo(json.dumps(report.to_json_dict()) if as_json else report.line())
 
 
 @cli.command("inspect")
@@ -172,11 +194,20 @@ def gen_nvs_command(
 @click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="nvs_keys partition.")
 @click.option("--hmac-key", "hmac_key_path", type=click.Path(dir_okay=False, path_type=Path), help="32-byte HMAC key.")
 @click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
-def inspect_command(image: Path, keys_path: Path | None, hmac_key_path: Path | None, show_secrets: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON document (image, pages, scheme, entries).")
+def inspect_command(
+    image: Path, keys_path: Path | None, hmac_key_path: Path | None, show_secrets: bool, as_json: bool
+) -> None:
     """Verify an NVS image (every page and entry CRC) and list its namespaces, keys, types and values."""
-    from provision.inspect import inspect_files
+    import json
 
-    for line in inspect_files(image, keys_path=keys_path, hmac_key_path=hmac_key_path, show_secrets=show_secrets):
+    from provision.inspect import inspect_image
+
+    found = inspect_image(image, keys_path=keys_path, hmac_key_path=hmac_key_path)
+    if as_json:
+        click.echo(json.dumps(found.to_json_dict(show_secrets=show_secrets)))
+        return
+    for line in found.lines(show_secrets=show_secrets):
         click.echo(line)
 
 
@@ -222,6 +253,7 @@ def tsl_render_command(tsl_path: Path, out_dir: Path, check: bool) -> None:
 
 cli.add_command(flash_command)
 cli.add_command(ledger_group)
+cli.add_command(erase_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,13 +87,23 @@ class DeviceFileSummary:
         noun = "device" if self.devices == 1 else "devices"
         return f"{self.path}: {self.devices} {noun} OK (ProductKey {keys})"
 
+    def to_json_dict(self) -> dict[str, object]:
+        """What `check --json` prints."""
+        return {"path": self.path, "devices": self.devices, "product_keys": list(self.product_keys), "ok": True}
+
 
 def _normalise_header(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text).lower()
 
 
+_PRINTABLE_RE = re.compile(r"[\x21-\x7e]+")
+
+
 def _printable_problem(value: str, lengths: tuple[int, int]) -> str | None:
     """Why `value` is not printable ASCII without spaces of a plausible length, or None. Never echoes it."""
+    low, high = lengths
+    if low <= len(value) <= high and _PRINTABLE_RE.fullmatch(value) is not None:
+        return None  # the common case in one regex call; the loop below only explains a failure
     if not value:
         return "empty"
     for position, char in enumerate(value, start=1):
@@ -108,6 +118,24 @@ def _printable_problem(value: str, lengths: tuple[int, int]) -> str | None:
 
 
 DEVICE_NAME_RULE = "4-32 characters of A-Z a-z 0-9 - _ @ . :"
+PRODUCT_KEY_RE = re.compile(r"[A-Za-z0-9]+")
+PRODUCT_KEY_RULE = "letters and digits only"
+
+
+def product_key_problem(value: str) -> str | None:
+    """Why `value` is not a ProductKey, or None. The platform issues letters and digits; `/`, `+`, `#`
+    and `&` would change the topics (`/{pk}/{dn}/...`) and the MQTT username (`{dn}&{pk}`) it builds."""
+    low, high = PRODUCT_KEY_LENGTHS
+    if low <= len(value) <= high and PRODUCT_KEY_RE.fullmatch(value) is not None:
+        return None
+    if not value:
+        return "empty"
+    for position, char in enumerate(value, start=1):
+        if PRODUCT_KEY_RE.fullmatch(char) is None:
+            return f"character {position} is not allowed: a ProductKey is {PRODUCT_KEY_RULE}"
+    if not low <= len(value) <= high:
+        return f"{len(value)} characters, expected {low}-{high}"
+    return None
 
 
 def device_name_problem(value: str) -> str | None:
@@ -125,7 +153,7 @@ def device_name_problem(value: str) -> str | None:
 
 def _region_problem(value: str) -> str | None:
     if REGION_RE.fullmatch(value) is None:
-        return f"{value!r} is not a region id such as cn-shanghai"
+        return "not a region id such as cn-shanghai (lower-case letters, digits and -)"
     return None
 
 
@@ -242,6 +270,15 @@ class _Scan:
                 seen.close()
 
     def _header(self, record: list[str], row: int) -> tuple[dict[str, int], list[tuple[int, str]]]:
+        separator = _other_separator(record)
+        if separator is not None:
+            self.problem(
+                row,
+                "(header)",
+                f"the columns are separated by {separator}, not commas (Excel saves CSV so in many locales): "
+                'export as "CSV UTF-8 (Comma delimited)" or replace the separator with commas',
+            )
+            return {}, []
         columns: dict[str, int] = {}
         extra: list[tuple[int, str]] = []
         for index, text in enumerate(record):
@@ -273,7 +310,7 @@ class _Scan:
         region = record[columns[REGION]] if REGION in columns else ""
 
         checks = (
-            (PRODUCT_KEY, _printable_problem(product_key, PRODUCT_KEY_LENGTHS)),
+            (PRODUCT_KEY, product_key_problem(product_key)),
             (DEVICE_NAME, device_name_problem(device_name)),
             (DEVICE_SECRET, _printable_problem(device_secret, SECRET_LENGTHS)),
             (PRODUCT_SECRET, _printable_problem(product_secret, SECRET_LENGTHS) if product_secret else None),
@@ -285,7 +322,7 @@ class _Scan:
         if seen is not None and len(self.problems) == before:
             earlier = seen.first_row(_NAME_KIND, f"{product_key}\0{device_name}", row)
             if earlier is not None:
-                self.problem(row, DEVICE_NAME, f"{device_name} already at row {earlier} for ProductKey {product_key}")
+                self.problem(row, DEVICE_NAME, f"same ProductKey and DeviceName as row {earlier}")
             earlier = seen.first_row(_SECRET_KIND, device_secret, row)
             if earlier is not None:
                 self.problem(row, DEVICE_SECRET, f"same secret as row {earlier}")
@@ -301,6 +338,21 @@ class _Scan:
             row=row,
             extra=tuple((name, record[index]) for index, name in extra_columns),
         )
+
+
+_OTHER_SEPARATORS = ((";", "semicolons"), ("\t", "tabs"))
+
+
+def _other_separator(header: list[str]) -> str | None:
+    """Which separator ("semicolons", "tabs") the header row uses, when it names our columns only split so."""
+    if sum(_HEADER_ALIASES.get(_normalise_header(text)) is not None for text in header) >= 2:
+        return None
+    joined = ",".join(header)
+    for separator, name in _OTHER_SEPARATORS:
+        cells = joined.split(separator)
+        if sum(_HEADER_ALIASES.get(_normalise_header(cell.strip('"'))) is not None for cell in cells) >= 2:
+            return name
+    return None
 
 
 def _display(path: str | os.PathLike[str]) -> str:

@@ -18,7 +18,9 @@ __all__ = [
     "EXIT_USAGE",
     "EnvironmentProblem",
     "InputError",
+    "OutputBusy",
     "ProvisionError",
+    "UsageProblem",
 ]
 
 EXIT_OK = 0
@@ -50,3 +52,13 @@ class EnvironmentProblem(ProvisionError):
     """Something the machine lacks; the message says what to install or check."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+class UsageProblem(InputError):
+    """A flag's value or a combination of flags is wrong (exit 2, as click's own usage errors)."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutputBusy(ProvisionError):
+    """Another run holds the output's lock; this one changed nothing."""

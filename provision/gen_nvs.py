@@ -1,31 +1,31 @@
 """Per-device NVS partition images (optionally encrypted) and the output directory that holds them.
 
-Images are written with esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close,
-the functions its own `generate` command uses), one device at a time, in memory. That package makes
-keys with Python's `random` (generate_key), so it is never asked for keys: the XTS key comes from
-`secrets` here and is passed in as the 64 raw bytes its NVS class accepts (`encr_key` of length 64).
+Images are written by provision.nvs_writer, one device at a time, in memory: the same bytes as
+esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close) for the same entries and
+keys, at a fraction of its CPU (tests/python/test_nvs_writer.py holds them identical, bench/gen_nvs_bench.py
+measures both). Keys come from `secrets` (that package's generate_key uses Python's `random`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
-import io
 import json
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, Literal
 
-from esp_idf_nvs_partition_gen import nvs_partition_gen as nvs_gen
-
 from provision import nvs_format as fmt
 from provision.atomic import PRIVATE_DIR_MODE, create_private_file
-from provision.credentials import Device, check_devices, iter_devices
-from provision.errors import InputError
+from provision.credentials import Device, DeviceFileSummary, check_devices, iter_devices
+from provision.errors import EnvironmentProblem, InputError, OutputBusy, UsageProblem
+from provision.nvs_writer import encode_strings
 
 __all__ = [
     "DEFAULT_SIZE",
@@ -35,6 +35,7 @@ __all__ = [
     "PartitionSet",
     "build_partition",
     "layout_entries",
+    "output_lock",
     "parse_size",
     "write_partitions",
 ]
@@ -91,26 +92,11 @@ def layout_entries(device: Device, layout: str) -> tuple[str, list[tuple[str, st
 
 
 def check_size(size: int) -> None:
-    """Raise InputError unless `size` is a whole number of pages and at least the read/write minimum."""
+    """Raise UsageProblem unless `size` is a whole number of pages and at least the read/write minimum."""
     if size % fmt.PAGE_SIZE:
-        raise InputError(f"--size: 0x{size:X} is not a multiple of 4096")
+        raise UsageProblem(f"--size: 0x{size:X} is not a multiple of 4096")
     if size < MIN_SIZE:
-        raise InputError(f"--size: 0x{size:X} is below the read/write NVS minimum of 0x{MIN_SIZE:X} (3 pages)")
-
-
-def _encode(namespace: str, pairs: list[tuple[str, str]], size: int, xts_key: bytes | None) -> bytes:
-    out = io.BytesIO()
-    nvs = nvs_gen.nvs_open(
-        out, size - fmt.PAGE_SIZE, nvs_gen.Page.VERSION2, is_encrypt=xts_key is not None, key=xts_key
-    )
-    try:
-        nvs_gen.write_entry(nvs, namespace, "namespace", "", "")
-        for key, value in pairs:
-            nvs_gen.write_entry(nvs, key, "data", "string", value)
-        nvs_gen.nvs_close(nvs)
-    except nvs_gen.InsufficientSizeError:
-        raise InputError(f"--size: 0x{size:X} is too small for this device's entries") from None
-    return out.getvalue()
+        raise UsageProblem(f"--size: 0x{size:X} is below the read/write NVS minimum of 0x{MIN_SIZE:X} (3 pages)")
 
 
 def build_partition(
@@ -134,13 +120,13 @@ def build_partition(
     check_size(size)
     namespace, pairs = layout_entries(device, layout)
     if encryption == "none":
-        return PartitionSet(_encode(namespace, pairs, size, None), None, None)
+        return PartitionSet(encode_strings(namespace, pairs, size, None), None, None)
     if encryption == "xts":
         xts_key = secrets.token_bytes(fmt.XTS_KEY_SIZE)
-        return PartitionSet(_encode(namespace, pairs, size, xts_key), fmt.nvs_keys_partition(xts_key), None)
+        return PartitionSet(encode_strings(namespace, pairs, size, xts_key), fmt.nvs_keys_partition(xts_key), None)
     if encryption == "hmac":
         hmac_key = secrets.token_bytes(fmt.HMAC_KEY_SIZE)
-        return PartitionSet(_encode(namespace, pairs, size, fmt.hmac_xts_key(hmac_key)), None, hmac_key)
+        return PartitionSet(encode_strings(namespace, pairs, size, fmt.hmac_xts_key(hmac_key)), None, hmac_key)
     raise InputError(f"encryption: {encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
 
 
@@ -157,6 +143,16 @@ class GenerationReport:
             f"{self.out_dir}: {self.devices} {noun} written "
             f"(layout {self.layout}, encryption {self.encryption}, {MANIFEST_FILE})"
         )
+
+    def to_json_dict(self) -> dict[str, str | int]:
+        """What `gen-nvs --json` prints (no secret: names and counts)."""
+        return {
+            "out": str(self.out_dir),
+            "devices": self.devices,
+            "layout": self.layout,
+            "encryption": self.encryption,
+            "manifest": str(self.out_dir / MANIFEST_FILE),
+        }
 
 
 def _check_out_dir(out_dir: Path, force: bool) -> None:
@@ -204,9 +200,93 @@ def write_partitions(
         raise InputError(f"encryption: {encryption!r} is not one of {', '.join(ENCRYPTIONS)}")
     summary = check_devices(csv_path)
     _check_out_dir(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(out):
+            _check_out_dir(out, force)  # again: the run that held the lock may have just created OUT
+            _remove_leftovers(out)
+            written = _write_tree(csv_path, out, summary, layout, size, encryption, progress)
+    except OSError as exc:
+        raise _os_problem(out, exc) from None
+    return GenerationReport(out, written, layout, encryption)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_leftovers(out)
+
+def lock_path(out: Path) -> Path:
+    """The lock file beside OUT; it holds the holder's pid (nothing secret) and is removed by its holder."""
+    return out.parent / f".{out.name}.lock"
+
+
+@contextlib.contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """Hold OUT's lock for the whole run, or fail at once: two runs on one OUT would each remove the other's
+    staging directory (the leftover clean-up) and both fail. flock dies with its process, so a killed run
+    never leaves a stale lock; the holder unlinks the file before it lets go, so a run that opened the old
+    file re-checks that what it locked is still the file at that path.
+
+    Raises:
+        OutputBusy: another process holds it.
+    """
+    path = lock_path(out)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputBusy(
+                f"{out}: another gen-nvs (pid {holder}) is writing this output; nothing was changed: "
+                "wait for it to finish, or choose another --out"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _os_problem(out: Path, exc: OSError) -> EnvironmentProblem:
+    """One line naming a path the user gave (OUT or one of its parents, never the staging or temp name the OS
+    saw), the cause and what to do."""
+    named = out
+    if exc.filename is not None:
+        seen = Path(os.fsdecode(exc.filename))
+        if seen == out or seen in out.parents:
+            named = seen
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return EnvironmentProblem(
+            f"{out}: no space left on the file system holding {out.parent}; "
+            "nothing was written: free space there or choose another --out"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return EnvironmentProblem(
+            f"{named}: cannot write there ({exc.strerror}); nothing was written: "
+            "choose a directory you may write, or fix its permissions"
+        )
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and named != out:
+        return EnvironmentProblem(f"{named}: is a file, not a directory; nothing was written: choose another --out")
+    return EnvironmentProblem(f"{named}: cannot write ({exc.strerror or exc}); nothing was written: check the path")
+
+
+def _write_tree(
+    csv_path: str | os.PathLike[str],
+    out: Path,
+    summary: DeviceFileSummary,
+    layout: str,
+    size: int,
+    encryption: str,
+    progress: Callable[[int, int], None] | None,
+) -> int:
     staging = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     staging.mkdir(mode=PRIVATE_DIR_MODE)
     written = 0
@@ -224,8 +304,8 @@ def write_partitions(
                     os.mkdir(device_dir, PRIVATE_DIR_MODE)
                 except FileExistsError:
                     raise InputError(
-                        f"{summary.path}:{device.row}: DeviceName: {device.device_name} appears under two "
-                        "ProductKeys; gen-nvs names directories by DeviceName, split the CSV per ProductKey"
+                        f"{summary.path}:{device.row}: DeviceName: the same DeviceName is already used under another "
+                        "ProductKey; gen-nvs names directories by DeviceName, split the CSV per ProductKey"
                     ) from None
                 parts = build_partition(device, layout=layout, size=size, encryption=encryption)
                 files = [(NVS_FILE, parts.nvs)]
@@ -255,7 +335,7 @@ def write_partitions(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return GenerationReport(out, written, layout, encryption)
+    return written
 
 
 def _file_sha256(path: str | os.PathLike[str]) -> str:
@@ -301,4 +381,4 @@ def parse_size(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
-        raise InputError(f"--size: {text!r} is not a number of bytes (e.g. 0x6000)") from None
+        raise UsageProblem(f"--size: {text!r} is not a number of bytes (e.g. 0x6000)") from None

@@ -15,7 +15,17 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from provision import nvs_format as fmt
 from provision.errors import InputError
 
-__all__ = ["CorruptImage", "NvsEntry", "format_entries", "inspect_files", "read_nvs"]
+__all__ = [
+    "CorruptImage",
+    "Inspection",
+    "NvsEntry",
+    "entry_record",
+    "format_entries",
+    "inspect_files",
+    "inspect_image",
+    "printable",
+    "read_nvs",
+]
 
 ENTRY_CRC_MISMATCH = "entry CRC mismatch"
 SECRET_KEYS = frozenset({"device_secret", "DeviceSecret", "ProductSecret", "product_secret"})
@@ -256,18 +266,62 @@ def read_nvs(
     return _decode(reader, reader.items())
 
 
+def printable(text: str) -> str:
+    """`text` with control and other non-printing characters as `\\xNN` / `\\uNNNN` (and `\\` doubled), so an
+    image cannot move the cursor, recolour or rewrite the operator's terminal."""
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable():
+            out.append(char)
+        elif ord(char) <= 0xFF:
+            out.append(f"\\x{ord(char):02x}")
+        else:
+            out.append(f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}")
+    return "".join(out)
+
+
+def is_masked(entry: NvsEntry, show_secrets: bool) -> bool:
+    return entry.key in SECRET_KEYS and not show_secrets
+
+
+def _masked(entry: NvsEntry) -> str:
+    if isinstance(entry.value, str):
+        size = f"{len(entry.value)} characters"
+    elif isinstance(entry.value, bytes):
+        size = f"{len(entry.value)} bytes"
+    else:
+        size = entry.type
+    return f"******** ({size}, --show-secrets to reveal)"
+
+
 def format_entries(entries: list[NvsEntry], *, show_secrets: bool = False) -> list[str]:
-    """Human-readable lines `namespace  key  type  value`, secret values masked unless asked."""
+    """Human-readable lines `namespace  key  type  value`, secret values masked unless asked; every text
+    from the image goes through `printable`."""
     lines = []
     for entry in entries:
-        if entry.key in SECRET_KEYS and not show_secrets:
-            shown = f"******** ({len(entry.value)} characters, --show-secrets to reveal)"  # type: ignore[arg-type]
+        if is_masked(entry, show_secrets):
+            shown = _masked(entry)
         elif isinstance(entry.value, bytes):
             shown = entry.value.hex()
         else:
-            shown = str(entry.value)
-        lines.append(f"{entry.namespace:<15} {entry.key:<15} {entry.type:<6} {shown}")
+            shown = printable(str(entry.value))
+        lines.append(f"{printable(entry.namespace):<15} {printable(entry.key):<15} {entry.type:<6} {shown}")
     return lines
+
+
+def entry_record(entry: NvsEntry, *, show_secrets: bool = False) -> dict[str, object]:
+    """One entry for `inspect --json`: a masked secret has `"value": null, "masked": true`; a blob is hex."""
+    value: object = entry.value.hex() if isinstance(entry.value, bytes) else entry.value
+    masked = is_masked(entry, show_secrets)
+    return {
+        "namespace": entry.namespace,
+        "key": entry.key,
+        "type": entry.type,
+        "value": None if masked else value,
+        "masked": masked,
+    }
 
 
 def _read_input(path: Path, what: str) -> bytes:
@@ -277,14 +331,36 @@ def _read_input(path: Path, what: str) -> bytes:
         raise InputError(f"{path}: cannot read {what}: {exc.strerror}") from None
 
 
-def inspect_files(
+@dataclass(frozen=True)
+class Inspection:
+    """A verified image: what `provision inspect` prints, as lines or as one JSON document."""
+
+    image: str
+    pages: int
+    scheme: str
+    entries: list[NvsEntry]
+
+    def lines(self, *, show_secrets: bool = False) -> list[str]:
+        summary = f"{self.image}: {self.pages} pages, {len(self.entries)} entries, all CRCs OK ({self.scheme})"
+        return [summary, *format_entries(self.entries, show_secrets=show_secrets)]
+
+    def to_json_dict(self, *, show_secrets: bool = False) -> dict[str, object]:
+        return {
+            "image": self.image,
+            "pages": self.pages,
+            "scheme": self.scheme,
+            "crc": "ok",
+            "entries": [entry_record(entry, show_secrets=show_secrets) for entry in self.entries],
+        }
+
+
+def inspect_image(
     image_path: Path,
     *,
     keys_path: Path | None = None,
     hmac_key_path: Path | None = None,
-    show_secrets: bool = False,
-) -> list[str]:
-    """What `provision inspect` prints: a summary line, then one line per entry.
+) -> Inspection:
+    """Read and verify an image file (and its keys).
 
     Raises:
         CorruptImage: the image fails a check. InputError: a file cannot be read or a key is malformed.
@@ -294,6 +370,15 @@ def inspect_files(
     hmac_key = _read_input(hmac_key_path, "the HMAC key") if hmac_key_path is not None else None
     entries = read_nvs(image, nvs_keys=nvs_keys, hmac_key=hmac_key, source=str(image_path))
     scheme = "flash-encryption keys" if nvs_keys else "HMAC key" if hmac_key else "no keys"
-    pages = len(image) // fmt.PAGE_SIZE
-    summary = f"{image_path}: {pages} pages, {len(entries)} entries, all CRCs OK ({scheme})"
-    return [summary, *format_entries(entries, show_secrets=show_secrets)]
+    return Inspection(str(image_path), len(image) // fmt.PAGE_SIZE, scheme, entries)
+
+
+def inspect_files(
+    image_path: Path,
+    *,
+    keys_path: Path | None = None,
+    hmac_key_path: Path | None = None,
+    show_secrets: bool = False,
+) -> list[str]:
+    """What `provision inspect` prints: a summary line, then one line per entry (see inspect_image)."""
+    return inspect_image(image_path, keys_path=keys_path, hmac_key_path=hmac_key_path).lines(show_secrets=show_secrets)

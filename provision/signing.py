@@ -17,12 +17,14 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+import ipaddress
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Final
 
-from provision.credentials import device_name_problem
+from provision.credentials import PRODUCT_KEY_RULE, device_name_problem
 from provision.errors import InputError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "SIGN_METHODS",
     "MqttCredentials",
     "Now",
+    "endpoint_problem",
     "legacy_host",
     "now_ms",
     "parse_timestamp",
@@ -51,8 +54,9 @@ NOW: Final = Now.NOW
 SIGN_METHODS: Final = {"hmacmd5": hashlib.md5, "hmacsha1": hashlib.sha1, "hmacsha256": hashlib.sha256}
 # securemode 2 = TLS on 8883; 3 = plain TCP on 1883 (refused for products created after 2022-08-02).
 SECURE_MODE_PORTS: Final = {2: 8883, 3: 1883}
-# The platform documents clientId as at most 64 characters; `|`, `,` and `=` delimit the extension, `&`
-# the username, so only letters, digits and `-_.:@` are let through.
+# The platform documents clientId as at most 64 characters. `|` ends the id and starts the extension, so it
+# and control characters are refused; everything else is what the platform's own examples and Alibaba's SDKs
+# put there (the MAC, `pk.dn`, `pk&dn`: the part before the first `|` is the id, whatever it holds).
 CLIENT_ID_MAX: Final = 64
 # The firmware core and the broker plugin hold a timestamp in 20 decimal digits (a uint64's width,
 # ALIYUN_AUTH_TIMESTAMP_MAX): a longer one would sign here and be refused by both.
@@ -61,8 +65,8 @@ TIMESTAMP_DIGITS_MAX: Final = 20
 # ALIYUN_AUTH_DEVICE_SECRET_MAX in aliyun_auth.h): past them both C signers refuse, so this one does too.
 PRODUCT_KEY_MAX: Final = 64
 DEVICE_SECRET_MAX: Final = 128
-CLIENT_ID_RE: Final = re.compile(r"[A-Za-z0-9\-_.:@]+")
-PRODUCT_KEY_RE: Final = re.compile(r"[\x21-\x7e]+")
+PRODUCT_KEY_RE: Final = re.compile(r"[A-Za-z0-9]+")
+SECRET_RE: Final = re.compile(r"[\x21-\x7e]+")
 REGION_RE: Final = re.compile(r"[a-z]{2}(-[a-z0-9]+){1,3}")
 HOSTNAME_RE: Final = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
 
@@ -115,7 +119,7 @@ def _check(product_key: str, device_name: str, device_secret: str, client_id: st
     if not product_key:
         problems.append("product key: empty")
     elif PRODUCT_KEY_RE.fullmatch(product_key) is None:
-        problems.append("product key: only printable ASCII without spaces is accepted")
+        problems.append(f"product key: {PRODUCT_KEY_RULE} (/ + # & would change the topics and the username)")
     elif len(product_key) > PRODUCT_KEY_MAX:
         problems.append(f"product key: {len(product_key)} characters, at most {PRODUCT_KEY_MAX} are accepted")
     if not device_name:
@@ -124,7 +128,7 @@ def _check(product_key: str, device_name: str, device_secret: str, client_id: st
         problems.append(f"device name: {problem}")
     if not device_secret:
         problems.append("device secret: empty")
-    elif PRODUCT_KEY_RE.fullmatch(device_secret) is None:
+    elif SECRET_RE.fullmatch(device_secret) is None:
         problems.append("device secret: only printable ASCII without spaces is accepted")
     elif len(device_secret) > DEVICE_SECRET_MAX:
         problems.append(f"device secret: {len(device_secret)} characters, at most {DEVICE_SECRET_MAX} are accepted")
@@ -134,13 +138,33 @@ def _check(product_key: str, device_name: str, device_secret: str, client_id: st
         problems.append("client id: empty")
     elif len(client_id) > CLIENT_ID_MAX:
         problems.append(f"client id: {len(client_id)} characters, the platform accepts at most {CLIENT_ID_MAX}")
-    elif CLIENT_ID_RE.fullmatch(client_id) is None:
-        problems.append(f"client id: {client_id!r} may hold only A-Z a-z 0-9 - _ . : @ (| , = & are delimiters)")
+    elif (problem := _client_id_problem(client_id)) is not None:
+        problems.append(f"client id: {problem}")
     if not region:
         problems.append("region: empty")
     elif REGION_RE.fullmatch(region) is None:
-        problems.append(f"region: {region!r} is not a region id such as cn-shanghai")
+        problems.append("region: not a region id such as cn-shanghai (lower-case letters, digits and -)")
     return problems
+
+
+def _client_id_problem(client_id: str) -> str | None:
+    for position, char in enumerate(client_id, start=1):
+        if char == "|":
+            return f"character {position} is `|`, which ends the client id and starts its parameters"
+        if unicodedata.category(char) == "Cc":
+            return f"character {position} is a control character"
+    return None
+
+
+def endpoint_problem(endpoint: str) -> str | None:
+    """Why `endpoint` is not a host to connect to (a DNS name, `localhost`, an IPv4 or IPv6 address), or None."""
+    if endpoint == "localhost" or HOSTNAME_RE.fullmatch(endpoint) is not None:
+        return None
+    try:
+        ipaddress.ip_address(endpoint)
+    except ValueError:
+        return "not a host name, localhost or an IP address (no scheme, no port)"
+    return None
 
 
 def sign(
@@ -177,8 +201,8 @@ def sign(
     port = SECURE_MODE_PORTS.get(secure_mode)
     if port is None:
         problems.append(f"secure mode: {secure_mode} is not 2 (TLS) or 3 (TCP)")
-    if endpoint is not None and HOSTNAME_RE.fullmatch(endpoint) is None:
-        problems.append(f"endpoint: {endpoint!r} is not a host name (no scheme, no port)")
+    if endpoint is not None and (problem := endpoint_problem(endpoint)) is not None:
+        problems.append(f"endpoint: {problem}")
     resolved = now_ms() if isinstance(timestamp, Now) else timestamp
     if resolved is not None and resolved < 0:
         problems.append(f"timestamp: {resolved} is negative")

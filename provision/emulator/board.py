@@ -391,6 +391,18 @@ class EmulatedBoard:
         body = digest.digest() if session.stub else digest.hexdigest().encode("ascii")
         return self._reply(session, op, data=body)
 
+    def _read_flash(self, session: _Session, op: int, data: bytes, checksum: int) -> bytes:
+        # Stub READ_FLASH (esptool loader.read_flash): the status reply, then the data in frames of
+        # sector_size bytes, then the MD5 of it all in one 16-byte frame. The host's acknowledgements
+        # (4-byte frames) pace the real stub; this one sends at once and the link paces it by baud.
+        if not session.stub:
+            return self._reply(session, op, error=ERR_INVALID_MESSAGE)
+        offset, size, sector_size, _packet_size = struct.unpack_from("<IIII", data)
+        content = self.flash.read(offset, size)
+        frames = [slip_encode(content[at : at + sector_size]) for at in range(0, size, sector_size)]
+        digest = slip_encode(hashlib.md5(content, usedforsecurity=False).digest())
+        return self._reply(session, op) + b"".join(frames) + digest
+
     def _erase_region(self, session: _Session, op: int, data: bytes, checksum: int) -> bytes:
         if not session.stub:
             return self._reply(session, op, error=ERR_INVALID_MESSAGE)
@@ -493,5 +505,6 @@ _HANDLERS = {
     OP["FLASH_DEFL_END"]: EmulatedBoard._flash_end,
     OP["SPI_FLASH_MD5"]: EmulatedBoard._md5,
     OP["ERASE_REGION"]: EmulatedBoard._erase_region,
+    OP["READ_FLASH"]: EmulatedBoard._read_flash,
     OP["ERASE_FLASH"]: EmulatedBoard._erase_flash,
 }

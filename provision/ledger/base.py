@@ -16,13 +16,14 @@ import datetime as dt
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from provision.credentials import Device
 from provision.errors import InputError, ProvisionError
 
 __all__ = [
+    "RETIRED",
     "STATES",
     "Claim",
     "ImportResult",
@@ -33,7 +34,11 @@ __all__ = [
 ]
 
 FREE = "free"
-STATES = ("free", "claimed", "flashing", "flashed", "verified", "failed")
+RETIRED = "retired"
+# retired: the triple reached a board that may still hold it, so it is never handed out again; it is
+# unbound (mac NULL) so the board may take another, and its reason names the MAC it went to.
+STATES = ("free", "claimed", "flashing", "flashed", "verified", "failed", "retired")
+UNBOUND_STATES = ("free", "retired")
 ROW_COLUMNS = (
     "product_key, device_name, mac, state, reason, chip, station, port, attempts, claimed_at, updated_at, verified_at"
 )
@@ -112,8 +117,8 @@ def schema(id_column: str) -> tuple[str, ...]:
             CONSTRAINT one_row_per_triple UNIQUE (product_key, device_name),
             CONSTRAINT one_triple_per_mac_per_product UNIQUE (product_key, mac),
             CONSTRAINT known_state CHECK (state IN ({states})),
-            CONSTRAINT bound_unless_free CHECK ((state = 'free') = (mac IS NULL)),
-            CONSTRAINT failed_says_why CHECK (state <> 'failed' OR reason IS NOT NULL),
+            CONSTRAINT bound_unless_free_or_retired CHECK ((state IN ('free', 'retired')) = (mac IS NULL)),
+            CONSTRAINT failed_or_retired_says_why CHECK (state NOT IN ('failed', 'retired') OR reason IS NOT NULL),
             CONSTRAINT mac_form CHECK (mac IS NULL OR length(mac) = 17))""",
         """CREATE TABLE IF NOT EXISTS events (
             id {id_column},
@@ -292,40 +297,130 @@ class SqlLedger(ABC):
         )
 
     def release(self, device_name: str, product_key: str | None = None, *, station: str = "ledger") -> LedgerRow:
-        """Unbind a triple that was never verified on a board, so another board may take it.
+        """Unbind a triple that was never verified: free when no board holds it, else retired.
+
+        Free when nothing was ever written with it (never reached `flashing`) or the station erased the
+        board and read it back blank since the last write (`provision erase`, or the next flash of that
+        board); retired (never handed out again) otherwise, since the board may still hold it.
 
         Raises:
             InputError: unknown or ambiguous device, not bound, or verified once (then it stays bound).
         """
         with self._transaction() as cur:
-            sql = f"SELECT {ROW_COLUMNS} FROM triples WHERE device_name = ?"  # noqa: S608
-            args: tuple[str, ...] = (device_name,)
-            if product_key is not None:
-                sql += " AND product_key = ?"
-                args += (product_key,)
-            cur.execute(self._q(sql), args)
-            rows = [LedgerRow(*r) for r in cur.fetchall()]
-            if not rows:
-                raise InputError(f"ledger: no device named {device_name}")
-            if len(rows) > 1:
-                raise InputError(f"ledger: {device_name} exists in several products: give --product-key")
-            row = rows[0]
+            row = self._one_row(cur, device_name, product_key)
             if row.verified_at is not None:
                 raise InputError(
                     f"ledger: {row.product_key}/{device_name} was verified on {row.mac} at {row.verified_at}; "
-                    "a triple that reached a board is never released"
+                    "a verified triple is never released"
                 )
             if row.mac is None:
                 raise InputError(f"ledger: {row.product_key}/{device_name} is not bound to any board")
+            if row.attempts == 0 or self._erased_since_written(cur, row):
+                cur.execute(
+                    self._q(
+                        "UPDATE triples SET mac = NULL, state = 'free', reason = NULL, station = NULL, port = NULL, "
+                        "chip = NULL, claimed_at = NULL, updated_at = ? WHERE product_key = ? AND device_name = ?"
+                    ),
+                    (now(), row.product_key, device_name),
+                )
+                self._event(cur, row.product_key, device_name, row.mac, "released", None, station)
+                return replace(row, state=FREE)
+            reason = f"released after it was written to {row.mac}; the board may still hold it"
+            self._retire(cur, row.product_key, device_name, row.mac, reason, station)
+            return replace(row, state=RETIRED, reason=reason)
+
+    def _one_row(self, cur: Any, device_name: str, product_key: str | None) -> LedgerRow:
+        sql = f"SELECT {ROW_COLUMNS} FROM triples WHERE device_name = ?"  # noqa: S608
+        args: tuple[str, ...] = (device_name,)
+        if product_key is not None:
+            sql += " AND product_key = ?"
+            args += (product_key,)
+        cur.execute(self._q(sql), args)
+        rows = [LedgerRow(*r) for r in cur.fetchall()]
+        if not rows:
+            raise InputError(f"ledger: no device named {device_name}")
+        if len(rows) > 1:
+            raise InputError(f"ledger: {device_name} exists in several products: give --product-key")
+        return rows[0]
+
+    def _erased_since_written(self, cur: Any, row: LedgerRow) -> bool:
+        cur.execute(
+            self._q(
+                "SELECT state FROM events WHERE product_key = ? AND device_name = ? AND mac = ? "
+                "AND state IN ('flashing', 'erased') ORDER BY id DESC LIMIT 1"
+            ),
+            (row.product_key, row.device_name, row.mac),
+        )
+        last = cur.fetchone()
+        return last is not None and last[0] == "erased"
+
+    def _retire(self, cur: Any, product_key: str, device_name: str, mac: str | None, reason: str, station: str) -> None:
+        cur.execute(
+            self._q(
+                "UPDATE triples SET mac = NULL, state = 'retired', reason = ?, station = ?, updated_at = ? "
+                "WHERE product_key = ? AND device_name = ?"
+            ),
+            (reason, station, now(), product_key, device_name),
+        )
+        self._event(cur, product_key, device_name, mac, RETIRED, reason, station)
+
+    # --- what a board holds ---------------------------------------------------------------------
+
+    def bound_to(self, mac: str, product_keys: Sequence[str]) -> LedgerRow | None:
+        """The triple of one of `product_keys` bound to `mac`, if any."""
+        keys = sorted(set(product_keys))
+        with self._transaction() as cur:
             cur.execute(
                 self._q(
-                    "UPDATE triples SET mac = NULL, state = 'free', reason = NULL, station = NULL, port = NULL, "
-                    "chip = NULL, claimed_at = NULL, updated_at = ? WHERE product_key = ? AND device_name = ?"
+                    f"SELECT {ROW_COLUMNS} FROM triples WHERE mac = ? AND product_key IN {self._in(keys)}"  # noqa: S608
                 ),
-                (now(), row.product_key, device_name),
+                (mac.lower(), *keys),
             )
-            self._event(cur, row.product_key, device_name, row.mac, "released", None, station)
-            return row
+            found = cur.fetchone()
+            return LedgerRow(*found) if found else None
+
+    def adopt(self, product_key: str, device_name: str, mac: str, *, station: str, port: str, chip: str) -> None:
+        """Record that `mac` holds a free triple of this ledger (the board was provisioned elsewhere).
+
+        Raises:
+            InputError: the triple is unknown here or bound to another board or retired.
+        """
+        mac = mac.lower()
+        with self._transaction() as cur:
+            stamp = now()
+            cur.execute(
+                self._q(
+                    "UPDATE triples SET mac = ?, state = 'claimed', reason = NULL, station = ?, port = ?, chip = ?, "
+                    "claimed_at = ?, updated_at = ? WHERE product_key = ? AND device_name = ? AND state = 'free'"
+                ),
+                (mac, station, port, chip, stamp, stamp, product_key, device_name),
+            )
+            if cur.rowcount != 1:
+                raise InputError(
+                    f"--adopt: {product_key}/{device_name} is not a free triple of this ledger "
+                    "(unknown, bound to another board, or retired): use --reprovision to overwrite it"
+                )
+            self._event(cur, product_key, device_name, mac, "adopted", None, station)
+
+    def overwrite(self, product_key: str, device_name: str, mac: str, *, station: str) -> None:
+        """--reprovision of a board holding a triple not bound to it here: retire it if known, record it."""
+        mac = mac.lower()
+        with self._transaction() as cur:
+            cur.execute(
+                self._q("SELECT state FROM triples WHERE product_key = ? AND device_name = ?"),
+                (product_key, device_name),
+            )
+            known = cur.fetchone()
+            reason = f"overwritten on {mac} by --reprovision"
+            if known is not None and known[0] != RETIRED:
+                self._retire(cur, product_key, device_name, mac, reason, station)
+            else:
+                self._event(cur, product_key, device_name, mac, "overwritten", reason, station)
+
+    def record(self, claim: Claim, event: str, reason: str | None, *, station: str) -> None:
+        """A history line for `claim` that changes no state (reprovisioned, erased)."""
+        with self._transaction() as cur:
+            self._event(cur, claim.product_key, claim.device_name, claim.mac, event, reason, station)
 
     # --- reading --------------------------------------------------------------------------------
 

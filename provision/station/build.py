@@ -7,8 +7,12 @@ offset -> path relative to the build dir, `flash_settings` {flash_mode, flash_si
 that table: the `fctry` data/nvs partition (esp-aliyun's name) when there is one, else `nvs`; the
 nvs_keys partition likewise.
 
-Without a build directory only the per-device partitions are written, at the offsets of ESP-IDF's
-default single-app table (nvs at 0x9000, 0x6000 bytes) unless told otherwise.
+Without a build directory only the per-device partitions are written, at the offsets of the partition
+table the firmware builds with (`firmware/partitions.csv`: fctry at 0xf000, nvs_keys at 0x18000), or of
+the CSV given with --partition-table; its otadata partition is written blank (0xFF), which is what
+ESP-IDF's ota_data_initial.bin holds and makes the bootloader start the first app slot (the factory
+app, or ota_0 when there is none: ESP-IDF "Over The Air Updates", "OTA Data Partition").
+With a build directory the build's own flash_files are written, ota_data_initial.bin among them.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from provision.station.partition_table import (
     Partition,
     find_partition,
     parse_table,
+    parse_table_csv,
 )
 
-__all__ = ["DEFAULT_NVS_OFFSET", "DEFAULT_NVS_SIZE", "FirmwareBuild", "Image", "load_build", "partitions_only"]
+__all__ = ["FIRMWARE_PARTITIONS", "FirmwareBuild", "Image", "load_build", "partitions_only"]
 
-DEFAULT_NVS_OFFSET = 0x9000  # ESP-IDF partitions_singleapp.csv: nvs, data, nvs, 0x9000, 0x6000
-DEFAULT_NVS_SIZE = 0x6000
+# The table the firmware is built with (its sdkconfig names it): the one source of the station's layout.
+FIRMWARE_PARTITIONS = Path(__file__).resolve().parents[2] / "firmware" / "partitions.csv"
+OTA_DATA_SUBTYPE = 0x00
 NVS_LABELS = ("fctry", "nvs")
 NVS_KEYS_LABELS = ("nvs_keys", "fctry_keys")
 
@@ -60,24 +66,36 @@ class FirmwareBuild:
     nvs: Partition
     nvs_keys: Partition | None
     flash_size: str
-
-    @property
-    def has_application(self) -> bool:
-        return bool(self.images)
+    has_application: bool = True
 
     def with_deflated_images(self) -> FirmwareBuild:
         """The same build with each image compressed once (esptool would redo it for every board)."""
         return replace(self, images=tuple(replace(i, deflated=zlib.compress(i.data, 9)) for i in self.images))
 
 
-def partitions_only(
-    nvs_offset: int = DEFAULT_NVS_OFFSET, nvs_size: int = DEFAULT_NVS_SIZE, nvs_keys_offset: int | None = None
-) -> FirmwareBuild:
-    nvs = Partition("nvs", 0x01, NVS_SUBTYPE, nvs_offset, nvs_size)
-    keys = (
-        Partition("nvs_keys", 0x01, NVS_KEYS_SUBTYPE, nvs_keys_offset, 0x1000) if nvs_keys_offset is not None else None
+def partitions_only(table_csv: Path = FIRMWARE_PARTITIONS, *, nvs_label: str | None = None) -> FirmwareBuild:
+    """The per-device partitions (credentials, their keys) and blank OTA data, placed by `table_csv`.
+
+    Raises:
+        InputError: the table cannot be read or has no data/nvs partition (of `nvs_label`).
+    """
+    try:
+        text = table_csv.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--partition-table {table_csv}: cannot read it ({exc.strerror})") from None
+    partitions = parse_table_csv(text, source=str(table_csv))
+    nvs = find_partition(partitions, subtype=NVS_SUBTYPE, labels=(nvs_label,) if nvs_label else NVS_LABELS)
+    if nvs is None or (nvs_label and nvs.label != nvs_label):
+        raise InputError(f"{table_csv}: no data/nvs partition {nvs_label or 'fctry or nvs'} for the credentials")
+    keys = find_partition(partitions, subtype=NVS_KEYS_SUBTYPE, labels=NVS_KEYS_LABELS)
+    images = tuple(
+        Image(p.offset, f"{p.label} (blank OTA data)", b"\xff" * p.size)
+        for p in partitions
+        if p.type == 0x01 and p.subtype == OTA_DATA_SUBTYPE
     )
-    return FirmwareBuild("no build directory: per-device partitions only", None, (), nvs, keys, "keep")
+    return FirmwareBuild(
+        f"no build directory: per-device partitions of {table_csv}", None, images, nvs, keys, "keep", False
+    )
 
 
 def _overlaps(a_offset: int, a_size: int, b_offset: int, b_size: int) -> bool:

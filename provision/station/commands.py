@@ -14,7 +14,7 @@ import click
 
 from provision.errors import InputError, ProvisionError
 
-__all__ = ["flash_command", "ledger_group"]
+__all__ = ["erase_command", "flash_command", "ledger_group"]
 
 
 class BoardsFailed(ProvisionError):
@@ -55,9 +55,18 @@ def _int(text: str) -> int:
 @click.option("--layout", default="aliyun", show_default=True, type=click.Choice(["aliyun", "esp-aliyun"]))
 @click.option("--nvs-encryption", default="none", show_default=True, type=click.Choice(["none", "xts", "hmac"]))
 @click.option("--nvs-partition", help="Label of the data/nvs partition for the credentials (default: fctry, else nvs).")
-@click.option("--nvs-offset", default="0x9000", show_default=True, help="Without --build-dir: NVS offset.")
-@click.option("--nvs-size", default="0x6000", show_default=True, help="Without --build-dir: NVS size.")
-@click.option("--report", "report_prefix", type=click.Path(path_type=Path), help="Report path prefix (.csv, .json).")
+@click.option(
+    "--partition-table",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Without --build-dir: the partition CSV placing the credentials (default: firmware/partitions.csv).",
+)
+@click.option("--new-ledger", is_flag=True, help="Create the ledger (it must not exist yet).")
+@click.option("--adopt", is_flag=True, help="A board holding a free triple of this ledger keeps it; record that.")
+@click.option("--reprovision", is_flag=True, help="Overwrite what a board holds (retires it); re-flash a verified one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (boards, summary) instead of the table.")
+@click.option(
+    "--report", "report_prefix", type=click.Path(path_type=Path), help="Report prefix: PREFIX-UTC-STATION.csv/.jsonl."
+)
 @click.option("--station", help="Name of this station in the ledger (default: host:pid).")
 @click.option("--boot-check", "boot_check_s", type=float, help="Reset and wait this many seconds for the DeviceName.")
 @click.option("--burn-hmac-key", is_flag=True, help="Burn the NVS HMAC key into eFuse (permanent).")
@@ -77,8 +86,11 @@ def flash_command(
     layout: str,
     nvs_encryption: str,
     nvs_partition: str | None,
-    nvs_offset: str,
-    nvs_size: str,
+    partition_table: Path | None,
+    new_ledger: bool,
+    adopt: bool,
+    reprovision: bool,
+    as_json: bool,
     report_prefix: Path | None,
     station: str | None,
     boot_check_s: float | None,
@@ -88,16 +100,61 @@ def flash_command(
     no_progress: bool,
 ) -> None:
     """Provision every board on the line: claim a triple per MAC, write, verify, report."""
+    try:
+        _flash(**locals())
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before any board started; nothing was written") from None
+
+
+class Interrupted(ProvisionError):
+    """Ctrl-C: exit 130, as a shell reports SIGINT."""
+
+    exit_code = 130
+
+
+def _flash(
+    csv_path: Path,
+    build_dir: Path | None,
+    ports: tuple[str, ...],
+    ports_watch: bool,
+    emulate: int | None,
+    emulate_chip: str,
+    emulate_link: str,
+    ledger_url: str | None,
+    baud: int,
+    layout: str,
+    nvs_encryption: str,
+    nvs_partition: str | None,
+    partition_table: Path | None,
+    new_ledger: bool,
+    adopt: bool,
+    reprovision: bool,
+    as_json: bool,
+    report_prefix: Path | None,
+    station: str | None,
+    boot_check_s: float | None,
+    burn_hmac_key: bool,
+    enable_flash_encryption: bool,
+    confirm_efuse_burn: bool,
+    no_progress: bool,
+) -> None:
+    import json
+    import os
+    import sys
+
     from rich.console import Console
 
     from provision.credentials import load_devices
     from provision.emulator import EmulatedRack, demo_specs
+    from provision.errors import EnvironmentProblem
+    from provision.ledger import redact_url
     from provision.station import (
         EfusePlan,
         LineOptions,
         discover_slots,
         load_build,
         partitions_only,
+        render_lines,
         render_table,
         resolve_slot,
         run_line,
@@ -106,11 +163,18 @@ def flash_command(
 
     if emulate and (ports or ports_watch):
         raise InputError("--emulate: runs its own boards; leave out --port and --ports-watch")
+    if adopt and reprovision:
+        raise click.UsageError("--adopt and --reprovision exclude each other: pick what happens to a held triple")
+    for port in ports:
+        if "://" not in port and "=" not in port and not os.path.exists(port):
+            raise EnvironmentProblem(f"--port {port}: no such device: is the board plugged in? (ls /dev/tty*)")
     load_devices(csv_path)  # a bad file stops here, before any board (emulated ones included) exists
     build = (
         load_build(build_dir, nvs_label=nvs_partition)
         if build_dir
-        else partitions_only(_int(nvs_offset), _int(nvs_size))
+        else partitions_only(partition_table, nvs_label=nvs_partition)
+        if partition_table
+        else partitions_only(nvs_label=nvs_partition)
     )
     options = LineOptions(
         csv_path=csv_path,
@@ -122,10 +186,14 @@ def flash_command(
         baud=baud,
         efuse=EfusePlan(burn_hmac_key, enable_flash_encryption, confirm_efuse_burn),
         boot_check_s=boot_check_s,
-        show_progress=not no_progress,
+        show_progress=not no_progress and not as_json,
+        new_ledger=new_ledger,
+        create_missing_ledger=bool(emulate),
+        adopt=adopt,
+        reprovision=reprovision,
         **({"station": station} if station else {}),
     )
-    console = Console()
+    console = Console(stderr=as_json)
     if emulate:
         rack_dir = csv_path.resolve().with_name(csv_path.stem + ".emulated-boards")
         console.print(f"emulated boards: {emulate} x {emulate_chip}, flash files in {rack_dir}")
@@ -137,10 +205,30 @@ def flash_command(
             )
     else:
         slots = [resolve_slot(p) for p in ports] if ports else ([] if ports_watch else discover_slots())
+        if not slots and not ports_watch:
+            raise EnvironmentProblem("no board found on any USB serial port: plug one in or give --port")
         summary = run_line(options, slots, watch=watch_new_slots() if ports_watch else None, console=console)
-    console.print(render_table(summary.results))
-    console.print(f"ledger: {summary.ledger} (+{summary.imported} new triples)")
-    console.print(f"report: {summary.report_csv} and {summary.report_json}")
+    if as_json:
+        document = {
+            "boards": [r.as_dict() for r in summary.results],
+            "verified": summary.verified,
+            "failed": summary.failed,
+            "seconds": round(summary.seconds, 1),
+            "interrupted": summary.interrupted,
+            "ledger": redact_url(summary.ledger),
+            "report": [str(summary.report_csv), str(summary.report_json)],
+        }
+        click.echo(json.dumps(document))
+    else:
+        if sys.stdout.isatty():
+            console.print(render_table(summary.results))
+        else:
+            click.echo(render_lines(summary.results), nl=False)
+        click.echo(f"ledger: {redact_url(summary.ledger)} (+{summary.imported} new triples)")
+        click.echo(f"report: {summary.report_csv} and {summary.report_json}")
+        click.echo(summary.line)
+    if summary.interrupted:
+        raise Interrupted(f"interrupted: {summary.line}; finished boards are in {summary.report_csv}")
     if summary.failed:
         raise BoardsFailed(f"{summary.failed} of {len(summary.results)} boards failed: see the table and the report")
 
@@ -155,11 +243,6 @@ def _open(csv_path: Path | None, ledger_url: str | None):  # type: ignore[no-unt
 
     if not csv_path and not ledger_url:
         raise InputError("give --ledger URL or --csv FILE (whose ledger is <csv stem>.ledger.sqlite)")
-    if ledger_url is None and csv_path is not None:
-        from provision.ledger import default_ledger_path
-
-        if not default_ledger_path(csv_path).exists():
-            raise InputError(f"{default_ledger_path(csv_path)}: no ledger yet (run provision flash first)")
     return open_ledger(ledger_url, csv_path)
 
 
@@ -167,18 +250,44 @@ _csv_option = click.option("--csv", "csv_path", type=click.Path(dir_okay=False, 
 _ledger_option = click.option("--ledger", "ledger_url", help="postgresql://... or a SQLite path.")
 
 
+@ledger_group.command("init")
+@_csv_option
+@_ledger_option
+def ledger_init(csv_path: Path | None, ledger_url: str | None) -> None:
+    """Create a new, empty ledger (refused when it exists); `provision flash` then imports the CSV into it."""
+    from provision.ledger import ledger_exists, open_ledger, redact_url
+
+    if not csv_path and not ledger_url:
+        raise InputError("give --ledger URL or --csv FILE (whose ledger is <csv stem>.ledger.sqlite)")
+    if ledger_exists(ledger_url, csv_path):
+        raise InputError(f"{redact_url(ledger_url or str(csv_path))}: a ledger exists already; nothing changed")
+    ledger = open_ledger(ledger_url, csv_path, create=True)
+    click.echo(f"created {ledger.description}")
+    ledger.close()
+
+
 @ledger_group.command("status")
 @_csv_option
 @_ledger_option
-def ledger_status(csv_path: Path | None, ledger_url: str | None) -> None:
-    """Count triples per state and list failed boards."""
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: counts per state and failed boards.")
+def ledger_status(csv_path: Path | None, ledger_url: str | None, as_json: bool) -> None:
+    """Count triples per state (retired included) and list failed boards."""
+    import json
+
     ledger = _open(csv_path, ledger_url)
     try:
         counts = ledger.counts()
+        failed = [r for r in ledger.rows() if r.state == "failed"]
+        if as_json:
+            boards = [
+                {"product_key": r.product_key, "device_name": r.device_name, "mac": r.mac, "reason": r.reason}
+                for r in failed
+            ]
+            click.echo(json.dumps({"ledger": ledger.description, "counts": counts, "failed": boards}))
+            return
         click.echo(f"{ledger.description}: " + ", ".join(f"{state} {n}" for state, n in counts.items()))
-        for row in ledger.rows():
-            if row.state == "failed":
-                click.echo(f"failed: {row.product_key}/{row.device_name} on {row.mac}: {row.reason}")
+        for row in failed:
+            click.echo(f"failed: {row.product_key}/{row.device_name} on {row.mac}: {row.reason}")
     finally:
         ledger.close()
 
@@ -255,6 +364,31 @@ def ledger_release(
         if not yes and not click.confirm(f"release {name} from its board? (only a never-verified triple can be)"):
             raise click.exceptions.Abort()
         released = ledger.release(device, product_key)
-        click.echo(f"released {released.product_key}/{released.device_name} (was on {released.mac}, {released.state})")
+        outcome = "released (free again)" if released.state == "free" else "retired (never handed out again)"
+        click.echo(f"{released.product_key}/{released.device_name} on {released.mac}: {outcome}")
     finally:
         ledger.close()
+
+
+@click.command("erase")
+@click.option("--port", "port", required=True, help="The board's device path or pyserial URL.")
+@_csv_option
+@_ledger_option
+@click.option("--partition-table", type=click.Path(dir_okay=False, path_type=Path), help="Default: the firmware's.")
+@click.option("--station", default="erase", show_default=True, help="Name recorded in the ledger history.")
+def erase_command(
+    port: str, csv_path: Path | None, ledger_url: str | None, partition_table: Path | None, station: str
+) -> None:
+    """Erase a board's credential partitions, read them back blank, and record it in the ledger."""
+    from provision.station.build import partitions_only
+    from provision.station.erase import erase_board
+
+    build = partitions_only(partition_table) if partition_table else partitions_only()
+    ledger = _open(csv_path, ledger_url) if (csv_path or ledger_url) else None
+    try:
+        result = erase_board(port, build, ledger, station=station)
+    finally:
+        if ledger is not None:
+            ledger.close()
+    held = f"; the ledger's {result.device_name} may now be released as free" if result.device_name else ""
+    click.echo(f"{result.mac}: erased {', '.join(result.regions)} and read back blank{held}")

@@ -13,7 +13,9 @@ import hashlib
 import multiprocessing
 import os
 import queue as queue_module
+import signal
 import socket
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,11 @@ from typing import Any
 
 from provision.credentials import load_devices
 from provision.errors import InputError
-from provision.ledger import default_ledger_path, open_ledger
+from provision.ledger import default_ledger_path, ledger_exists, open_ledger, redact_url
 from provision.station.build import FirmwareBuild
 from provision.station.efuse import EfusePlan
 from provision.station.ports import Slot
-from provision.station.report import write_report
+from provision.station.report import RunReport
 from provision.station.worker import BoardResult, StationJob, run_port
 
 __all__ = ["LineOptions", "LineSummary", "run_line"]
@@ -47,6 +49,10 @@ class LineOptions:
     efuse: EfusePlan = field(default_factory=EfusePlan)
     boot_check_s: float | None = None
     show_progress: bool = True
+    new_ledger: bool = False  # create the ledger; it must not exist yet
+    create_missing_ledger: bool = False  # create it only if missing (--emulate: boards of its own)
+    adopt: bool = False
+    reprovision: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,10 +62,21 @@ class LineSummary:
     report_json: Path
     ledger: str
     imported: int
+    seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def failed(self) -> int:
         return sum(1 for r in self.results if r.result != "verified")
+
+    @property
+    def verified(self) -> int:
+        return len(self.results) - self.failed
+
+    @property
+    def line(self) -> str:
+        stopped = " (interrupted)" if self.interrupted else ""
+        return f"{self.verified} of {len(self.results)} verified in {self.seconds:.1f} s{stopped}"
 
 
 def _ledger_url(options: LineOptions) -> str:
@@ -105,7 +122,10 @@ def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
     _check_report_location(_report_prefix(options))
     digest = hashlib.sha256(options.csv_path.read_bytes()).hexdigest()
     url = _ledger_url(options)
-    ledger = open_ledger(url, options.csv_path)
+    exists = ledger_exists(url, options.csv_path)
+    if options.new_ledger and exists:
+        raise InputError(f"--new-ledger: {redact_url(url)} exists already: leave out --new-ledger to use it")
+    ledger = open_ledger(url, options.csv_path, create=options.new_ledger or options.create_missing_ledger)
     try:
         imported = ledger.import_devices(devices, file_name=str(options.csv_path), file_sha256=digest)
         description = ledger.description
@@ -123,6 +143,8 @@ def prepare(options: LineOptions) -> tuple[StationJob, int, str]:
         connect_mode=options.connect_mode,
         efuse=options.efuse,
         boot_check_s=options.boot_check_s,
+        adopt=options.adopt,
+        reprovision=options.reprovision,
     )
     return job, imported.added, description
 
@@ -153,7 +175,16 @@ def run_line(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+    if options.boot_check_s is not None:
+        no_reset = [slot.name for slot in slots if slot.device.startswith("socket://")]
+        if no_reset:
+            raise InputError(
+                f"--boot-check: {', '.join(no_reset)} is a socket:// link, which carries no reset line: "
+                "use rfc2217:// or a serial port, or leave out --boot-check"
+            )
+    started = time.monotonic()
     job, imported, ledger_description = prepare(options)
+    report = RunReport(_report_prefix(options), station=options.station, ledger=ledger_description)
     console = console or Console()
     ctx = multiprocessing.get_context("spawn")
     events: Any = ctx.Queue()
@@ -169,16 +200,24 @@ def run_line(
         disable=not options.show_progress,
     )
     tasks: dict[str, Any] = {}
-    overall = progress.add_task("all boards", total=max(len(slots), 1), stage="")
+    expected = [len(slots)]
+    # The overall bar counts boards (its bytes column shows nothing: total is a board count).
+    overall = progress.add_task(f"boards 0/{len(slots)}", total=max(len(slots), 1), stage="")
     if not options.build.has_application:
         console.print(
             f"no --build-dir: writing only the per-device partitions "
-            f"(NVS at {options.build.nvs.offset:#x}, no application image)"
+            f"(NVS {options.build.nvs.label} at {options.build.nvs.offset:#x}, no application image)"
         )
 
     def start(slot: Slot) -> None:
-        process = ctx.Process(target=run_port, args=(slot, job, events, os.getpid()), name=f"board {slot.name}")
-        process.start()
+        # Board processes ignore SIGINT (inherited through spawn's exec): Ctrl-C is the station's to handle,
+        # and a child interrupted in its imports would print a traceback of its own.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            process = ctx.Process(target=run_port, args=(slot, job, events, os.getpid()), name=f"board {slot.name}")
+            process.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         boards[slot.name] = _Board(slot, process)
         tasks[slot.name] = progress.add_task(slot.name, total=None, stage="starting")
 
@@ -194,13 +233,15 @@ def run_line(
             result = BoardResult(**event[2])
             boards[name].result = result
             done.append(result)
+            report.add(result)
             progress.update(tasks[name], stage=result.result if not result.reason else f"failed: {result.reason[:60]}")
-            progress.advance(overall)
+            progress.update(overall, advance=1, description=f"boards {len(done)}/{expected[0]}")
 
-    with progress:
-        for slot in slots:
-            start(slot)
-        try:
+    interrupted = False
+    try:
+        with progress:
+            for slot in slots:
+                start(slot)
             while True:
                 try:
                     handle(events.get(timeout=0.5))
@@ -230,14 +271,20 @@ def run_line(
                             del boards[name]
                 if watch is not None:
                     for slot in watch(set(boards)):
-                        progress.update(overall, total=(progress.tasks[overall].total or 0) + 1)
+                        expected[0] += 1
+                        progress.update(overall, total=expected[0])
                         start(slot)
                 elif all(b.result is not None for b in boards.values()):
                     break
-        except KeyboardInterrupt:
-            if watch is None:
-                raise
-    report_csv, report_json = write_report(
-        done, _report_prefix(options), ledger=ledger_description, station=options.station
+    except KeyboardInterrupt:
+        interrupted = watch is None or any(b.result is None for b in boards.values())
+        for board in boards.values():
+            if board.process.is_alive():
+                board.process.terminate()
+        for board in boards.values():
+            board.process.join(5)
+    seconds = time.monotonic() - started
+    report.close(seconds=seconds, interrupted=interrupted)
+    return LineSummary(
+        tuple(done), report.csv_path, report.json_path, ledger_description, imported, seconds, interrupted
     )
-    return LineSummary(tuple(done), report_csv, report_json, ledger_description, imported)

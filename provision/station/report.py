@@ -1,18 +1,27 @@
-"""The line's report: one row per board, as CSV and JSON, and the table shown at the end. No secrets."""
+"""The line's report: one pair of files per run, a row appended and flushed as each board finishes.
+
+`<prefix>-<UTC start>-<station>.csv` and `.jsonl` are created exclusively (an earlier run's report is
+never overwritten); each finished board adds a CSV row and a JSON line, flushed and fsynced, so Ctrl-C,
+a crash or a full disk leaves every finished board on record. The JSON lines are: a `run` header, one
+`board` per board, and a closing `summary`. CSV cells a spreadsheet would run as a formula (first
+character `=`, `+`, `-`, `@`, tab or CR: OWASP "CSV Injection") get a leading `'`. No secrets.
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
+import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from provision.atomic import write_private_file
 from provision.station.worker import BoardResult
 
-__all__ = ["REPORT_COLUMNS", "render_table", "write_report"]
+__all__ = ["REPORT_COLUMNS", "RunReport", "render_lines", "render_table", "spreadsheet_safe"]
 
 # (report column, BoardResult attribute)
 REPORT_COLUMNS = (
@@ -26,53 +35,109 @@ REPORT_COLUMNS = (
     ("result", "result"),
     ("reason", "reason"),
 )
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _rows(results: Sequence[BoardResult]) -> list[dict[str, Any]]:
-    return [
-        {column: getattr(r, attr) for column, attr in REPORT_COLUMNS} for r in sorted(results, key=lambda r: r.port)
-    ]
+def spreadsheet_safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
-def write_report(results: Sequence[BoardResult], prefix: Path, *, ledger: str, station: str) -> tuple[Path, Path]:
-    """Write PREFIX.csv and PREFIX.json atomically; returns both paths."""
-    rows = _rows(results)
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=[c for c, _ in REPORT_COLUMNS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path = prefix.with_name(prefix.name + ".csv")
-    json_path = prefix.with_name(prefix.name + ".json")
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    write_private_file(csv_path, text.getvalue().encode())
-    document = {
-        "station": station,
-        "ledger": ledger,
-        "boards": rows,
-        "verified": sum(1 for r in results if r.result == "verified"),
-        "failed": sum(1 for r in results if r.result != "verified"),
-    }
-    write_private_file(json_path, (json.dumps(document, indent=2) + "\n").encode())
-    return csv_path, json_path
+def _row(result: BoardResult) -> dict[str, Any]:
+    return {column: getattr(result, attr) for column, attr in REPORT_COLUMNS}
+
+
+def _station_tag(station: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", station)[:64] or "station"
+
+
+class RunReport:
+    """The report files of one run; `add` each result as it comes, `close` with the summary."""
+
+    def __init__(self, prefix: Path, *, station: str, ledger: str, started: dt.datetime | None = None) -> None:
+        started = started or dt.datetime.now(dt.timezone.utc)
+        stem = f"{prefix.name}-{started.strftime('%Y%m%dT%H%M%SZ')}-{_station_tag(station)}"
+        self.csv_path, self.json_path = self._create(prefix.parent, stem)
+        self.verified = 0
+        self.boards = 0
+        self._csv: IO[str] = open(self.csv_path, "a", newline="", encoding="utf-8")
+        self._json: IO[str] = open(self.json_path, "a", encoding="utf-8")
+        self._writer = csv.DictWriter(self._csv, fieldnames=[c for c, _ in REPORT_COLUMNS], lineterminator="\n")
+        self._writer.writeheader()
+        self._line({"run": {"station": station, "ledger": ledger, "started": started.isoformat()}})
+
+    @staticmethod
+    def _create(directory: Path, stem: str) -> tuple[Path, Path]:
+        # Two runs started in the same second by the same station get -2, -3 ...: never overwrite.
+        for n in range(1, 1000):
+            name = stem if n == 1 else f"{stem}-{n}"
+            csv_path, json_path = directory / f"{name}.csv", directory / f"{name}.jsonl"
+            try:
+                os.close(os.open(csv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            try:
+                os.close(os.open(json_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                os.unlink(csv_path)
+                continue
+            return csv_path, json_path
+        raise FileExistsError(str(directory / f"{stem}.csv"))
+
+    def _sync(self, handle: IO[str]) -> None:
+        handle.flush()
+        os.fsync(handle.fileno())
+
+    def _line(self, document: dict[str, Any]) -> None:
+        self._json.write(json.dumps(document) + "\n")
+        self._sync(self._json)
+
+    def add(self, result: BoardResult) -> None:
+        self.boards += 1
+        self.verified += result.result == "verified"
+        row = _row(result)
+        self._writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+        self._sync(self._csv)
+        self._line({"board": row})
+
+    def close(self, *, seconds: float, interrupted: bool) -> None:
+        self._line(
+            {
+                "summary": {
+                    "boards": self.boards,
+                    "verified": self.verified,
+                    "failed": self.boards - self.verified,
+                    "seconds": round(seconds, 1),
+                    "interrupted": interrupted,
+                }
+            }
+        )
+        self._csv.close()
+        self._json.close()
+
+
+def render_lines(results: Sequence[BoardResult]) -> str:
+    """One line per board, for a stdout that is not a terminal (logs, pipes, CI)."""
+    out = io.StringIO()
+    for r in sorted(results, key=lambda r: r.port):
+        reason = f" {r.reason}" if r.reason else ""
+        out.write(f"{r.port} {r.mac or '-'} {r.device_name or '-'} {r.seconds:.1f}s {r.result}{reason}\n")
+    return out.getvalue()
 
 
 def render_table(results: Sequence[BoardResult]) -> Any:
+    """The table for a terminal: five columns, so it fits 80 columns (the reason folds under its board)."""
     from rich.table import Table
 
     table = Table(title="provision flash")
-    for column in ("port", "MAC", "DeviceName", "ProductKey", "chip", "s", "bytes", "result", "reason"):
-        table.add_column(column, overflow="fold")
+    table.add_column("port", overflow="fold", max_width=10)
+    table.add_column("MAC", no_wrap=True)
+    table.add_column("DeviceName", overflow="fold", max_width=16)
+    table.add_column("s", justify="right", no_wrap=True)
+    table.add_column("result", overflow="fold", max_width=14)
     for r in sorted(results, key=lambda r: r.port):
         style = "green" if r.result == "verified" else "red"
-        table.add_row(
-            r.port,
-            r.mac,
-            r.device_name,
-            r.product_key,
-            r.chip,
-            f"{r.seconds:.1f}",
-            str(r.bytes_written),
-            f"[{style}]{r.result}[/{style}]",
-            r.reason,
-        )
+        text = r.result if not r.reason else f"{r.result}: {r.reason}"
+        table.add_row(r.port, r.mac, r.device_name, f"{r.seconds:.1f}", f"[{style}]{text}[/{style}]")
     return table

@@ -24,6 +24,7 @@ from typing import Any
 from provision.credentials import Device, load_devices
 from provision.errors import ProvisionError
 from provision.gen_nvs import build_partition
+from provision.station.board_state import BLANK, TRIPLE, UNREADABLE, HeldCredentials, read_held
 from provision.station.build import FirmwareBuild, Image
 from provision.station.efuse import EfusePlan, apply_efuse_plan, check_efuse_plan
 from provision.station.ports import Slot
@@ -48,6 +49,8 @@ class StationJob:
     connect_mode: str = "default-reset"
     efuse: EfusePlan = field(default_factory=EfusePlan)
     boot_check_s: float | None = None
+    adopt: bool = False
+    reprovision: bool = False
 
 
 @dataclass
@@ -222,12 +225,19 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
             esp.change_baud(job.baud)
         attach_flash(esp)
 
+        phase = "reading the credential partition"
+        held = read_held(esp, job.build)
         phase = "claiming a triple"
         ledger = open_ledger(job.ledger_url, None) if job.ledger_url else None
         if ledger is None:
             raise BoardFailed("no ledger configured")
+        reprovisioning = _reconcile(ledger, held, result, job, port)
         claim = ledger.claim(result.mac, job.product_keys, station=job.station, port=port, chip=result.chip)
         result.product_key, result.device_name = claim.product_key, claim.device_name
+        if held.kind == BLANK and claim.again:
+            ledger.record(claim, "erased", "read back blank by the station before writing", station=job.station)
+        if reprovisioning:
+            ledger.record(claim, "reprovisioned", f"--reprovision on port {port}", station=job.station)
         device = devices.get((claim.product_key, claim.device_name))
         if device is None:
             raise BoardFailed(f"the ledger gave {claim.product_key}/{claim.device_name}, which {job.csv_path} lacks")
@@ -289,6 +299,53 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         result.seconds = round(time.monotonic() - started, 3)
         result.cpu_seconds = round(time.process_time() - cpu_started, 4)
     return result
+
+
+def _reconcile(ledger: Any, held: HeldCredentials, result: BoardResult, job: StationJob, port: str) -> bool:
+    """Compare what the board holds with what the ledger says its MAC holds, before any claim.
+
+    Returns:
+        whether this is an explicit re-provisioning of a verified device (to be recorded).
+
+    Raises:
+        BoardFailed: the board holds a triple (or an unreadable partition) this ledger has not bound to
+            its MAC, or is a verified device that lost its triple, and neither --adopt nor --reprovision says
+            what to do.
+    """
+    bound = ledger.bound_to(result.mac, job.product_keys)
+    if held.kind == TRIPLE:
+        if bound is not None and (bound.product_key, bound.device_name) == (held.product_key, held.device_name):
+            return False  # the board holds what the ledger gave it: a rerun, nothing to decide
+        if job.adopt and bound is None:
+            ledger.adopt(
+                held.product_key, held.device_name, result.mac, station=job.station, port=port, chip=result.chip
+            )
+            return False
+        if job.reprovision:
+            ledger.overwrite(held.product_key, held.device_name, result.mac, station=job.station)
+            return False
+        raise BoardFailed(
+            f"board holds {held.name}, which this ledger has not bound to {result.mac} (another station's ledger, "
+            "a renamed CSV or a mistyped --ledger?): --adopt records that binding, --reprovision overwrites it "
+            "and retires the old triple"
+        )
+    if held.kind == UNREADABLE:
+        if bound is not None and bound.state != "verified":
+            return False  # this ledger's own earlier write, cut short
+        if not job.reprovision:
+            raise BoardFailed(
+                "board holds an encrypted or unreadable credential partition whose keys this ledger lacks: "
+                "--reprovision overwrites it (--adopt needs a readable one)"
+            )
+        return bound is not None
+    if bound is not None and bound.state == "verified":
+        if not job.reprovision:
+            raise BoardFailed(
+                f"board is {bound.product_key}/{bound.device_name}, verified at {bound.verified_at}, but now "
+                "holds no triple: --reprovision writes that triple again (recorded in the ledger)"
+            )
+        return True
+    return False
 
 
 def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:

@@ -20,6 +20,8 @@ SEED = 20261121
 CASES = 1000
 NAME_CHARS = string.ascii_letters + string.digits + "-_@.:"
 PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+# ProductKeys are letters and digits in both signers' shared contract (issue 9: `/ + # &` break topics).
+PRODUCT_KEY_CHARS = string.ascii_letters + string.digits
 REGIONS = ["cn-shanghai", "cn-beijing", "ap-southeast-1", "us-west-1", "eu-central-1", "cn-hangzhou-fin"]
 
 
@@ -33,11 +35,17 @@ def _valid_args(rng: random.Random) -> dict[str, str | None]:
     timestamp = rng.choice(
         ["none", str(rng.randint(0, 2**41)), "0" + str(rng.randint(0, 999)), " 2524608000000 ", "NONE", "2524608000000"]
     )
+    product_key = _text(rng, PRODUCT_KEY_CHARS, 1, 20)
+    device_name = _text(rng, NAME_CHARS, 4, 32)
     return {
-        "--product-key": _text(rng, PRINTABLE, 1, 20),
-        "--device-name": _text(rng, NAME_CHARS, 4, 32),
+        "--product-key": product_key,
+        "--device-name": device_name,
         "--device-secret": _text(rng, PRINTABLE, 1, 100),
-        "--client-id": rng.choice([None, _text(rng, NAME_CHARS, 1, 64), "A4:CF:12:34:56:78"]),
+        # What the platform and Alibaba's SDKs put in a client id (`pk.dn`, `pk&dn`, `, =`): both signers accept it.
+        "--client-id": rng.choice(
+            [None, _text(rng, NAME_CHARS + "&,= ", 1, 64), "A4:CF:12:34:56:78",
+             f"{product_key}.{device_name}"[:64], f"{product_key}&{device_name}"[:64]]
+        ),
         "--timestamp": timestamp,
         "--sign-method": rng.choice(["hmacmd5", "hmacsha1", "hmacsha256"]),
         "--secure-mode": rng.choice(["2", "3"]),
@@ -58,6 +66,7 @@ def _refused_args(rng: random.Random) -> dict[str, str | None]:
             ("--client-id", _text(rng, NAME_CHARS, 65, 80)),
             ("--client-id", "abc|securemode=3"),
             ("--client-id", "a\tb"),
+            ("--client-id", "a\x01b"),
             ("--timestamp", "12a"),
             ("--timestamp", "-5"),
             ("--sign-method", "hmacsha512"),

@@ -111,7 +111,8 @@ def test_ledger_commands_status_export_release(tmp_path: Path) -> None:
     csv_path = write_devices(tmp_path / "devices.csv", 3)
     specs = board_specs(tmp_path / "boards", 2)
     with EmulatedRack(specs) as rack:
-        run = run_cli("flash", "--csv", str(csv_path), "--no-progress", "--port", rack.urls[0], "--port", rack.urls[1])
+        args = ["flash", "--csv", str(csv_path), "--no-progress", "--port", rack.urls[0], "--port", rack.urls[1]]
+        run = run_cli(*args, "--new-ledger")
     assert run.code == 0, run.out + run.err
     status = run_cli("ledger", "status", "--csv", str(csv_path))
     assert status.code == 0 and "free 1" in status.out and "verified 2" in status.out
@@ -126,7 +127,7 @@ def test_ledger_commands_status_export_release(tmp_path: Path) -> None:
     unconfirmed = run_cli("ledger", "release", verified_name, "--csv", str(csv_path))
     assert unconfirmed.code != 0  # no confirmation on stdin: nothing happens
     missing = run_cli("ledger", "status", "--csv", str(tmp_path / "other.csv"))
-    assert missing.code == 3 and "no ledger yet" in missing.err
+    assert missing.code == 3 and "no such ledger" in missing.err and "devices.ledger.sqlite" in missing.err
 
 
 def test_flash_with_firmware_table_and_xts_nvs_encryption_decodes_with_its_keys(tmp_path: Path) -> None:
@@ -142,6 +143,7 @@ def test_flash_with_firmware_table_and_xts_nvs_encryption_decodes_with_its_keys(
             str(build),
             "--nvs-encryption",
             "xts",
+            "--new-ledger",
             "--no-progress",
             "--port",
             rack.urls[0],

@@ -26,7 +26,10 @@ def _ports(rack: EmulatedRack) -> list[str]:
 
 
 def _report(prefix: Path) -> list[dict[str, object]]:
-    return json.loads(prefix.with_name(prefix.name + ".json").read_text())["boards"]
+    """The boards of the newest run's PREFIX-UTC-STATION.jsonl report."""
+    newest = sorted(prefix.parent.glob(prefix.name + "-*.jsonl"), key=lambda p: p.stat().st_mtime)[-1]
+    lines = [json.loads(line) for line in newest.read_text().splitlines()]
+    return [line["board"] for line in lines if "board" in line]
 
 
 def _decode_with_inspect(flash: bytes, offset: int, size: int, tmp_path: Path, name: str) -> dict[str, str]:
@@ -75,6 +78,7 @@ def test_eight_boards_at_once_each_holds_its_ledger_triple(tmp_path: Path, build
     csv_path = write_devices(tmp_path / "devices.csv", 10)
     specs = board_specs(tmp_path / "boards", 8)
     ledger = str(tmp_path / "line.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     with EmulatedRack(specs) as rack:
         run = run_cli(
             "flash",
@@ -96,10 +100,12 @@ def test_eight_boards_at_once_each_holds_its_ledger_triple(tmp_path: Path, build
     assert all(int(b["bytes_written"]) > 48 * 1024 for b in report)  # type: ignore[call-overload]
     _assert_boards_hold_their_ledger_triples(specs, ledger, csv_path, build_dir, tmp_path)
     # The report's columns, as promised.
-    header = (tmp_path / "report.csv").read_text().splitlines()[0]
+    header = next(tmp_path.glob("report-*.csv")).read_text().splitlines()[0]
     assert header == "port,mac,device_name,product_key,chip,seconds,bytes_written,result,reason"
     # Nothing secret in any output, report or ledger.
-    outputs = run.out + run.err + (tmp_path / "report.csv").read_text() + (tmp_path / "report.json").read_text()
+    reports = [p.read_text() for p in tmp_path.glob("report-*")]
+    assert len(reports) == 2, "one .csv and one .jsonl per run"
+    outputs = run.out + run.err + "".join(reports)
     ledger_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("line.ledger.sqlite*"))
     for secret in read_secrets(csv_path):
         assert secret not in outputs
@@ -113,6 +119,7 @@ def test_disconnect_mid_write_fails_that_board_only_and_reflash_gets_same_triple
     specs = board_specs(tmp_path / "boards", 3)
     specs[1] = BoardSpec(**{**specs[1].__dict__, "disconnect_after_bytes": 30 * 1024, "unplugged_s": 3.0})
     ledger = str(tmp_path / "l.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     args = ["flash", "--csv", str(csv_path), "--build-dir", str(build_dir), "--ledger", ledger, "--no-progress"]
     with EmulatedRack(specs) as rack:
         first = run_cli(*args, "--report", str(tmp_path / "r1"), *_ports(rack))
@@ -150,6 +157,7 @@ def test_sigkill_at_random_points_then_rerun_finishes_everything(tmp_path: Path)
     csv_path = write_devices(tmp_path / "devices.csv", 8)
     specs = board_specs(tmp_path / "boards", 4, line_baud=4_000_000)
     ledger = str(tmp_path / "k.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     rng = random.Random(0x5EED)
     states_seen_after_kills: set[str] = set()
     with EmulatedRack(specs) as rack:
@@ -190,6 +198,7 @@ def test_sigkill_at_random_points_then_rerun_finishes_everything(tmp_path: Path)
 
 
 def test_two_stations_on_one_postgresql_ledger(tmp_path: Path, build_dir: Path, fresh_pg_db: str) -> None:
+    open_ledger(fresh_pg_db, create=True).close()
     csv_path = write_devices(tmp_path / "devices.csv", 8)
     specs = board_specs(tmp_path / "boards", 8)
     with EmulatedRack(specs[:4]) as rack_a, EmulatedRack(specs[4:]) as rack_b:
@@ -251,6 +260,7 @@ def test_reprovisioning_same_app_writes_only_what_changed(tmp_path: Path, build_
     csv_path = write_devices(tmp_path / "devices.csv", 2)
     specs = board_specs(tmp_path / "boards", 1)
     ledger = str(tmp_path / "r.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     args = ["flash", "--csv", str(csv_path), "--ledger", ledger, "--no-progress"]
     with EmulatedRack(specs) as rack:
         first = run_cli(*args, "--build-dir", str(build_dir), "--report", str(tmp_path / "a"), *_ports(rack))
@@ -271,6 +281,7 @@ def test_chip_that_does_not_match_the_build_is_failed_and_gets_no_triple(tmp_pat
     build = synthetic_build(tmp_path / "build", chip="esp32c3", app_size=8 * 1024)
     csv_path = write_devices(tmp_path / "devices.csv", 2)
     ledger = str(tmp_path / "m.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     with EmulatedRack(board_specs(tmp_path / "boards", 1, chip="esp32")) as rack:
         run = run_cli(
             "flash",
@@ -304,11 +315,14 @@ def test_emulate_runs_the_whole_line_without_hardware(tmp_path: Path) -> None:
     run = run_cli(*args)
     assert run.code == 0, run.out + run.err
     assert "writing only the per-device partitions" in run.out
-    report = json.loads((tmp_path / "devices-flash-report.json").read_text())
-    assert [b["result"] for b in report["boards"]] == ["verified"] * 4
+    boards = _report(tmp_path / "devices-flash-report")
+    assert [b["result"] for b in boards] == ["verified"] * 4
+    assert run.out.strip().splitlines()[-1].startswith("4 of 4 verified in ")
     flash = (tmp_path / "devices.emulated-boards" / "emulated-1.flash.bin").read_bytes()
-    decoded = _decode_with_inspect(flash, 0x9000, 0x6000, tmp_path, "emulated-1")
-    assert decoded["device_name"] == report["boards"][0]["device_name"]
+    # The firmware's own table places the triple: fctry at 0xf000 (firmware/partitions.csv), blank otadata.
+    decoded = _decode_with_inspect(flash, 0xF000, 0x6000, tmp_path, "emulated-1")
+    assert decoded["device_name"] == next(b["device_name"] for b in boards if b["port"] == "emulated-1")
+    assert flash[0x15000:0x17000] == b"\xff" * 0x2000
     for secret in read_secrets(csv_path):
         assert secret not in run.out + run.err
 
@@ -333,6 +347,7 @@ def test_efuse_steps_refuse_when_done_or_impossible(
     csv_path = write_devices(tmp_path / "devices.csv", 2)
     specs = board_specs(tmp_path / "boards", 1, chip=chip, **spec_extra)
     ledger = str(tmp_path / "e.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     with EmulatedRack(specs) as rack:
         run = run_cli(
             "flash",
@@ -382,6 +397,7 @@ def test_boot_check_over_rfc2217_resets_and_sees_the_device_name(tmp_path: Path,
     csv_path = write_devices(tmp_path / "devices.csv", 3)
     specs = board_specs(tmp_path / "boards", 1, transport="rfc2217")
     ledger = str(tmp_path / "b.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     with EmulatedRack(specs) as rack:
         assert rack.urls[0].startswith("rfc2217://")
         run = run_cli(
@@ -403,10 +419,13 @@ def test_boot_check_over_rfc2217_resets_and_sees_the_device_name(tmp_path: Path,
     assert _report(tmp_path / "r")[0]["result"] == "verified"
 
 
-def test_failed_boot_check_leaves_the_board_unverified(tmp_path: Path, build_dir: Path) -> None:
+def test_boot_check_on_a_link_without_reset_is_refused_before_anything_is_written(
+    tmp_path: Path, build_dir: Path
+) -> None:
     csv_path = write_devices(tmp_path / "devices.csv", 3)
     specs = board_specs(tmp_path / "boards", 1)  # socket://: no reset line, the application never starts
     ledger = str(tmp_path / "b.ledger.sqlite")
+    open_ledger(ledger, create=True).close()
     with EmulatedRack(specs) as rack:
         run = run_cli(
             "flash",
@@ -423,11 +442,8 @@ def test_failed_boot_check_leaves_the_board_unverified(tmp_path: Path, build_dir
             str(tmp_path / "r"),
             *_ports(rack),
         )
-    assert run.code == 1
-    failed = _report(tmp_path / "r")[0]
-    assert "boot check: no console line naming" in str(failed["reason"]) and "rfc2217" in str(failed["reason"])
-    row = {r.mac: r for r in _rows(ledger)}[specs[0].mac]
-    assert row.state == "failed" and row.verified_at is None
+    assert run.code == 3 and "socket://" in run.err and "rfc2217://" in run.err
+    assert all(r.mac is None for r in _rows(ledger)), "nothing claimed"
 
 
 def test_ports_watch_flashes_boards_as_they_arrive_until_interrupted(tmp_path: Path, build_dir: Path) -> None:
@@ -450,6 +466,7 @@ def test_ports_watch_flashes_boards_as_they_arrive_until_interrupted(tmp_path: P
             csv_path=csv_path,
             build=load_build(build_dir),
             ledger_url=str(tmp_path / "w.ledger.sqlite"),
+            new_ledger=True,
             report_prefix=tmp_path / "watch",
             show_progress=False,
         )

@@ -17,9 +17,9 @@ from provision.ledger import NoTripleLeft, open_ledger
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "test.ledger.sqlite")
-    return request.getfixturevalue("fresh_pg_db")
+    url = str(tmp_path / "test.ledger.sqlite") if request.param == "sqlite" else request.getfixturevalue("fresh_pg_db")
+    open_ledger(url, create=True).close()
+    return url
 
 
 def _import(url: str, csv_path: Path):  # type: ignore[no-untyped-def]
@@ -96,8 +96,8 @@ def test_release_only_unverified(ledger_url: str, tmp_path: Path) -> None:
 
 def test_schema_itself_refuses_a_triple_on_two_macs_and_two_triples_on_one_mac(tmp_path: Path) -> None:
     url = str(tmp_path / "c.ledger.sqlite")
+    open_ledger(url, create=True).close()
     _import(url, write_devices(tmp_path / "a.csv", 2))
-    open_ledger(url).close()
     db = sqlite3.connect(url)
     db.execute("UPDATE triples SET mac = '02:00:00:00:00:01', state = 'claimed' WHERE device_name = 'board-0000'")
     with pytest.raises(sqlite3.IntegrityError):  # one MAC, one triple per product
@@ -117,6 +117,7 @@ def test_schema_itself_refuses_a_triple_on_two_macs_and_two_triples_on_one_mac(t
 def test_ledger_holds_no_secret(tmp_path: Path) -> None:
     csv_path = write_devices(tmp_path / "a.csv", 4)
     url = str(tmp_path / "s.ledger.sqlite")
+    open_ledger(url, create=True).close()
     _import(url, csv_path)
     blob = b"".join(p.read_bytes() for p in tmp_path.glob("s.ledger.sqlite*"))
     for device in load_devices(csv_path):
@@ -161,4 +162,4 @@ def test_a_file_that_is_not_a_ledger_is_refused_in_one_line(tmp_path: Path) -> N
     with pytest.raises(InputError, match="not a usable SQLite ledger"):
         open_ledger(str(not_a_ledger))
     with pytest.raises(InputError, match="not a usable SQLite ledger"):
-        open_ledger(str(tmp_path / "missing-dir" / "x.ledger.sqlite"))
+        open_ledger(str(tmp_path / "missing-dir" / "x.ledger.sqlite"), create=True)

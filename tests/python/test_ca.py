@@ -43,16 +43,18 @@ def test_repository_header_is_current(run_cli: RunCli) -> None:
     """What CI runs over the header the firmware includes."""
     result = run_cli("render-ca", "--out", str(FIRMWARE_HEADER), "--check")
     assert result.code == 0, result.err
-    assert result.out == f"{FIRMWARE_HEADER}: up to date (2 roots)\n"
+    assert result.out == f"{FIRMWARE_HEADER}: up to date (4 roots)\n"
 
 
-def test_default_bundle_is_globalsign_r1_and_r6() -> None:
+def test_default_bundle_is_globalsign_r1_r6_and_the_oss_roots_r3_r46() -> None:
     roots = ca.collect_roots()
     assert [r.subject for r in roots] == [
         "CN=GlobalSign Root CA,OU=Root CA,O=GlobalSign nv-sa,C=BE",
         "CN=GlobalSign,O=GlobalSign,OU=GlobalSign Root CA - R6",
+        "CN=GlobalSign,O=GlobalSign,OU=GlobalSign Root CA - R3",
+        "CN=GlobalSign Root R46,O=GlobalSign nv-sa,C=BE",
     ]
-    assert [f"{r.not_after:%Y-%m-%d}" for r in roots] == ["2028-01-28", "2034-12-10"]
+    assert [f"{r.not_after:%Y-%m-%d}" for r in roots] == ["2028-01-28", "2034-12-10", "2029-03-18", "2046-03-20"]
 
 
 def test_header_compiles_and_its_length_counts_the_nul(tmp_path: Path) -> None:
@@ -92,9 +94,9 @@ def test_extra_pem_is_appended_and_commented(tmp_path: Path, run_cli: RunCli) ->
     result = run_cli("render-ca", "--out", str(out), "--pem", str(ALIYUN_ROOT_PEM))
     assert result.code == 0, result.err
     text = out.read_text()
-    assert " * 3. CN=Aliyun IoT Root CA,OU=Root CA,O=Aliyun IoT,L=Hangzhou,ST=Zhejiang,C=CN" in text
+    assert " * 5. CN=Aliyun IoT Root CA,OU=Root CA,O=Aliyun IoT,L=Hangzhou,ST=Zhejiang,C=CN" in text
     assert "expires 2053-07-04" in text
-    assert text.count('"-----BEGIN CERTIFICATE-----\\n"') == 3
+    assert text.count('"-----BEGIN CERTIFICATE-----\\n"') == 5
     assert run_cli("render-ca", "--out", str(out), "--pem", str(ALIYUN_ROOT_PEM), "--check").code == 0
 
 
@@ -118,7 +120,7 @@ def test_duplicates_are_dropped(tmp_path: Path, run_cli: RunCli) -> None:
         "render-ca", "--out", str(out), "--pem", str(r6), "--pem", str(ALIYUN_ROOT_PEM), "--pem", str(ALIYUN_ROOT_PEM)
     )
     assert result.code == 0, result.err
-    assert out.read_text().count("BEGIN CERTIFICATE") == 3
+    assert out.read_text().count("BEGIN CERTIFICATE") == 5
     assert "already in the bundle; dropped the duplicate" in result.err
 
 
@@ -163,7 +165,8 @@ def test_default_root_missing_from_the_store(tmp_path: Path) -> None:
         ca.collect_roots(stores=[store])
     assert caught.value.exit_code == EXIT_ENVIRONMENT
     assert caught.value.lines == (
-        f"root CA GlobalSign Root CA, GlobalSign Root CA - R6: not found in {store}; install Debian's "
+        "root CA GlobalSign Root CA, GlobalSign Root CA - R6, GlobalSign Root CA - R3, GlobalSign Root R46: "
+        f"not found in {store}; install Debian's "
         "ca-certificates (apt-get install ca-certificates) or pass the certificate with --pem",
     )
 
@@ -171,3 +174,22 @@ def test_default_root_missing_from_the_store(tmp_path: Path) -> None:
 def test_rendering_is_deterministic() -> None:
     roots = ca.collect_roots()
     assert ca.render_header(roots) == ca.render_header(ca.collect_roots())
+
+
+def test_subject_cannot_end_the_comment_or_inject_code(tmp_path: Path, run_cli: RunCli) -> None:
+    """A --pem CA is someone else's text: `*/` in its subject must not close the header's comment."""
+    pem = make_cert(tmp_path / "evil.pem", "Evil */ int injected = 1; /* x\nsecond line é")
+    out = tmp_path / "aliyun_root_ca.h"
+    result = run_cli("render-ca", "--out", str(out), "--pem", str(pem))
+    assert result.code == 0, result.err
+    text = out.read_text(encoding="ascii")
+    # rfc4514_string() has already escaped the `;` as `\;`; the filter doubles that backslash.
+    assert " * 5. CN=Evil *\\/ int injected = 1\\\\; /\\* x\\x0asecond line \\u00e9\n" in text
+    comment = text[: text.index("*/") + 2]
+    assert "injected" in comment
+    source = tmp_path / "use.c"
+    # Were the subject compiled as code, `injected` would be defined twice (or the comment broken).
+    source.write_text('#include "aliyun_root_ca.h"\nint injected = 2;\nint main(void) { return injected - 2; }\n')
+    command = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(tmp_path), str(source), "-o", "use"]
+    subprocess.run(command, check=True, cwd=tmp_path)
+    assert subprocess.run([str(tmp_path / "use")], check=False).returncode == 0

@@ -97,11 +97,11 @@ BAD_INPUTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "product-key-space": (
         [HEADER, f"a1Test PK01,dev-0001,{SECRET_A},"],
-        ["devices.csv:2: ProductKey: contains a space at character 7"],
+        ["devices.csv:2: ProductKey: character 7 is not allowed: a ProductKey is letters and digits only"],
     ),
     "product-key-not-ascii": (
         [HEADER, f"a1TestPK00é,dev-0001,{SECRET_A},"],
-        ["devices.csv:2: ProductKey: character 11 is not printable ASCII"],
+        ["devices.csv:2: ProductKey: character 11 is not allowed: a ProductKey is letters and digits only"],
     ),
     "product-key-implausible-length": (
         [HEADER, f"a1T,dev-0001,{SECRET_A},"],
@@ -129,11 +129,38 @@ BAD_INPUTS: dict[str, tuple[list[str], list[str]]] = {
     ),
     "region-bad": (
         [HEADER, f"a1TestPK001,dev-0001,{SECRET_A},Shanghai"],
-        ["devices.csv:2: Region: 'Shanghai' is not a region id such as cn-shanghai"],
+        ["devices.csv:2: Region: not a region id such as cn-shanghai (lower-case letters, digits and -)"],
+    ),
+    # A secret shifted into the Region column must not be printed back.
+    "region-holding-a-secret": (
+        [HEADER, f"a1TestPK001,dev-0001,{SECRET_A},{SECRET_B}"],
+        ["devices.csv:2: Region: not a region id such as cn-shanghai (lower-case letters, digits and -)"],
+    ),
+    # Topic and username delimiters: `a1ProbePK01/dev-bbbb` would reach another device's topics.
+    **{
+        f"product-key-{name}": (
+            [HEADER, f"a1ProbePK01{char}dev-bbbb,dev-0001,{SECRET_A},"],
+            ["devices.csv:2: ProductKey: character 12 is not allowed: a ProductKey is letters and digits only"],
+        )
+        for name, char in (("slash", "/"), ("plus", "+"), ("hash", "#"), ("ampersand", "&"), ("dot", "."))
+    },
+    "semicolon-separated": (
+        ["ProductKey;DeviceName;DeviceSecret", f"a1TestPK001;dev-0001;{SECRET_A}"],
+        [
+            "devices.csv:1: (header): the columns are separated by semicolons, not commas (Excel saves CSV so in "
+            'many locales): export as "CSV UTF-8 (Comma delimited)" or replace the separator with commas'
+        ],
+    ),
+    "tab-separated": (
+        ["ProductKey\tDeviceName\tDeviceSecret", f"a1TestPK001\tdev-0001\t{SECRET_A}"],
+        [
+            "devices.csv:1: (header): the columns are separated by tabs, not commas (Excel saves CSV so in "
+            'many locales): export as "CSV UTF-8 (Comma delimited)" or replace the separator with commas'
+        ],
     ),
     "device-name-twice-in-product": (
         [HEADER, ROW, f"a1TestPK001,dev-0001,{SECRET_B},"],
-        ["devices.csv:3: DeviceName: dev-0001 already at row 2 for ProductKey a1TestPK001"],
+        ["devices.csv:3: DeviceName: same ProductKey and DeviceName as row 2"],
     ),
     "device-secret-twice": (
         [HEADER, ROW, f"a1TestPK001,dev-0002,{SECRET_A},"],

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
+import pty
 import random
 import secrets
 import signal
@@ -22,7 +26,7 @@ from provision_testlib import GOOD_ROWS, HEADER, RunCli, tree, write_csv
 
 from provision import gen_nvs, nvs_format
 from provision.credentials import Device
-from provision.errors import EXIT_BAD_INPUT, InputError
+from provision.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, InputError
 from provision.inspect import read_nvs
 
 DEVICE = Device("a1TestPK001", "dev-0001", "Qm9vdHN0cmFwU2VjcmV0MDAwMDAwMDAx", "UHJvZHVjdFNlY3JldDAwMDAwMDAx", None, 2)
@@ -232,7 +236,7 @@ def test_force_does_not_replace_a_foreign_directory(csv_file: Path, run_cli: Run
 def test_bad_flags_write_nothing(csv_file: Path, run_cli: RunCli, flags: list[str], line: str) -> None:
     before = tree(csv_file.parent)
     result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", *flags)
-    assert result.code == EXIT_BAD_INPUT
+    assert result.code == EXIT_USAGE
     assert result.err.splitlines() == [line]
     assert tree(csv_file.parent) == before
 
@@ -243,8 +247,8 @@ def test_same_device_name_under_two_product_keys_writes_nothing(in_tmp: Path, ru
     result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o")
     assert result.code == EXIT_BAD_INPUT
     assert result.err.splitlines() == [
-        "devices.csv:3: DeviceName: dev-0001 appears under two ProductKeys; gen-nvs names directories by "
-        "DeviceName, split the CSV per ProductKey"
+        "devices.csv:3: DeviceName: the same DeviceName is already used under another ProductKey; gen-nvs names "
+        "directories by DeviceName, split the CSV per ProductKey"
     ]
     assert tree(in_tmp) == before
 
@@ -326,3 +330,94 @@ def test_leftovers_of_a_swap_cut_short_are_removed(csv_file: Path) -> None:
     (csv_file.parent / ".other.partial-0badc0de").mkdir()
     gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
     assert sorted(p.name for p in csv_file.parent.iterdir()) == [".other.partial-0badc0de", "devices.csv", "o"]
+
+
+def test_a_second_run_on_the_same_out_is_refused_and_harms_nothing(csv_file: Path, run_cli: RunCli) -> None:
+    assert run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o").code == 0
+    first = {path: path.read_bytes() for path in (csv_file.parent / "o").rglob("*") if path.is_file()}
+    # A run in progress: the staging directory it writes and the lock it holds.
+    staging = csv_file.parent / ".o.partial-0000beef"
+    staging.mkdir()
+    with gen_nvs.output_lock(csv_file.parent / "o"):
+        result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", "--force")
+    assert result.code == EXIT_FAILED
+    assert result.err.splitlines() == [
+        f"o: another gen-nvs (pid {os.getpid()}) is writing this output; nothing was changed: wait for it to "
+        "finish, or choose another --out"
+    ]
+    assert staging.is_dir(), "the loser removed the running run's staging directory"
+    assert {path: path.read_bytes() for path in (csv_file.parent / "o").rglob("*") if path.is_file()} == first
+
+
+def test_two_concurrent_runs_one_wins_one_is_told(in_tmp: Path) -> None:
+    rows = [f"a1TestPK001,dev-{i:05d},{secrets.token_hex(16)},cn-shanghai" for i in range(400)]
+    write_csv(in_tmp, [HEADER, *rows])
+    command = [sys.executable, "-m", "provision.cli", "gen-nvs", "--csv", "devices.csv", "--out", "o", "--force"]
+    runs = [subprocess.Popen(command, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outcomes = sorted((run.wait(timeout=120), run.stderr.read()) for run in runs)  # type: ignore[union-attr]
+    assert outcomes[0][0] == 0
+    # The second either waited its turn (the first had finished) or was told; both never fail.
+    assert outcomes[1][0] == 0 or "another gen-nvs" in outcomes[1][1], outcomes
+    assert len(json.loads((in_tmp / "o" / "manifest.json").read_text())["devices"]) == 400
+    assert not list(in_tmp.glob(".o.partial-*"))
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (errno.ENOSPC, "o: no space left on the file system holding .; nothing was written: free space there or "
+                       "choose another --out"),
+        (errno.EIO, "o: cannot write (Input/output error); nothing was written: check the path"),
+    ],
+    ids=["enospc", "eio"],
+)
+def test_os_error_names_the_users_path(
+    csv_file: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch, error: int, line: str
+) -> None:
+    def full_disk(path: str, data: bytes) -> None:
+        raise OSError(error, os.strerror(error), path)  # the OS names the staging file
+
+    monkeypatch.setattr(gen_nvs, "create_private_file", full_disk)
+    result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", "--encrypt")
+    assert result.code == EXIT_ENVIRONMENT
+    assert result.err.splitlines() == [line]
+    assert not list(csv_file.parent.glob(".o.partial-*")) and not (csv_file.parent / "o").exists()
+
+
+def test_gen_nvs_and_check_json(csv_file: Path, run_cli: RunCli) -> None:
+    result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", "--encrypt", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out) == {
+        "out": "o", "devices": 3, "layout": "aliyun", "encryption": "xts", "manifest": "o/manifest.json"
+    }
+    checked = run_cli("check", "--csv", "devices.csv", "--json")
+    assert json.loads(checked.out) == {
+        "path": "devices.csv", "devices": 3, "product_keys": ["a1TestPK001"], "ok": True
+    }
+
+
+def _gen_nvs_stderr(cwd: Path, on_terminal: bool) -> bytes:
+    command = [sys.executable, "-m", "provision.cli", "gen-nvs", "--csv", "devices.csv", "--out", "o", "--force"]
+    if not on_terminal:
+        return subprocess.run(command, cwd=cwd, capture_output=True, check=True).stderr
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(command, cwd=cwd, stdout=subprocess.PIPE, stderr=terminal, check=True, timeout=120)
+        assert done.stdout.startswith(b"o: 3 devices written")
+        os.close(terminal)
+        terminal = -1
+        seen = b""
+        with contextlib.suppress(OSError):
+            while chunk := os.read(controller, 4096):
+                seen += chunk
+        return seen
+    finally:
+        os.close(controller)
+        if terminal >= 0:
+            os.close(terminal)
+
+
+def test_progress_on_a_terminal_only(csv_file: Path) -> None:
+    assert b"3/3 devices (100%)" in _gen_nvs_stderr(csv_file.parent, on_terminal=True)
+    assert _gen_nvs_stderr(csv_file.parent, on_terminal=False) == b""

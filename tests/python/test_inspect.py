@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import struct
 from pathlib import Path
 
@@ -222,3 +223,50 @@ def test_entry_in_an_undefined_namespace() -> None:
 
 def test_corrupt_image_is_an_input_error() -> None:
     assert issubclass(CorruptImage, InputError)
+
+
+def _hostile_image(path: Path) -> Path:
+    """A secret-named key of a number type, and a key and a string holding terminal control sequences."""
+    out = io.BytesIO()
+    nvs = package.nvs_open(out, 0x2000, package.Page.VERSION2, is_encrypt=False, key=None)
+    package.write_entry(nvs, "aliyun", "namespace", "", "")
+    package.write_entry(nvs, "device_secret", "data", "u32", "1234")
+    package.write_entry(nvs, "k\x1b[2J", "data", "string", "red\x1b[31m\rbell\x07\u202e")
+    package.nvs_close(nvs)
+    path.write_bytes(out.getvalue())
+    return path
+
+
+def test_number_secret_and_control_characters(in_tmp: Path, run_cli: RunCli) -> None:
+    _hostile_image(in_tmp / "hostile.bin")
+    result = run_cli("inspect", "hostile.bin")
+    assert result.code == 0, result.err
+    assert result.out.splitlines()[1:] == [
+        "aliyun          device_secret   u32    ******** (u32, --show-secrets to reveal)",
+        "aliyun          k\\x1b[2J        string red\\x1b[31m\\x0dbell\\x07\\u202e",
+    ]
+    assert "\x1b" not in result.out and "1234" not in result.out
+    shown = run_cli("inspect", "hostile.bin", "--show-secrets")
+    assert "aliyun          device_secret   u32    1234" in shown.out.splitlines()
+
+
+def test_inspect_json(generated: Path, run_cli: RunCli) -> None:
+    result = run_cli("inspect", "xts/dev-0001/nvs.bin", "--keys", "xts/dev-0001/nvs_keys.bin", "--json")
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document["pages"] == 6 and document["scheme"] == "flash-encryption keys" and document["crc"] == "ok"
+    assert document["entries"][2] == {
+        "namespace": "aliyun",
+        "key": "device_secret",
+        "type": "string",
+        "value": None,
+        "masked": True,
+    }
+    assert document["entries"][0]["value"] == "a1TestPK001"
+    assert SECRET not in result.out
+    shown = json.loads(
+        run_cli(
+            "inspect", "xts/dev-0001/nvs.bin", "--keys", "xts/dev-0001/nvs_keys.bin", "--json", "--show-secrets"
+        ).out
+    )
+    assert shown["entries"][2]["value"] == SECRET

@@ -127,8 +127,9 @@ BASE = ["sign", "--product-key", "pk", "--device-name", "device", "--device-secr
     ("extra", "line"),
     [
         (["--client-id", "c" * 65], "client id: 65 characters, the platform accepts at most 64"),
-        (["--client-id", "a|b"], "client id: 'a|b' may hold only A-Z a-z 0-9 - _ . : @ (| , = & are delimiters)"),
-        (["--client-id", "a,b"], "client id: 'a,b' may hold only A-Z a-z 0-9 - _ . : @ (| , = & are delimiters)"),
+        (["--client-id", "a|b"], "client id: character 2 is `|`, which ends the client id and starts its parameters"),
+        (["--client-id", "a\nb"], "client id: character 2 is a control character"),
+        (["--client-id", "a\x7fb"], "client id: character 2 is a control character"),
         (["--client-id", ""], "client id: empty"),
         (["--product-key", ""], "product key: empty"),
         (["--device-name", ""], "device name: empty"),
@@ -142,18 +143,45 @@ BASE = ["sign", "--product-key", "pk", "--device-name", "device", "--device-secr
         (["--device-secret", "has space"], "device secret: only printable ASCII without spaces is accepted"),
         (["--timestamp", "soon"], "timestamp: 'soon' is not milliseconds, 'now' or 'none'"),
         (["--timestamp", "1" * 21], "timestamp: 21 digits, at most 20 are accepted"),
-        (["--region", "Shanghai"], "region: 'Shanghai' is not a region id such as cn-shanghai"),
-        (["--endpoint", "mqtts://x.cn:8883"], "endpoint: 'mqtts://x.cn:8883' is not a host name (no scheme, no port)"),
+        (["--region", "Shanghai"], "region: not a region id such as cn-shanghai (lower-case letters, digits and -)"),
+        (
+            ["--endpoint", "mqtts://x.cn:8883"],
+            "endpoint: not a host name, localhost or an IP address (no scheme, no port)",
+        ),
+        (
+            ["--endpoint", "127.0.0.1:8883"],
+            "endpoint: not a host name, localhost or an IP address (no scheme, no port)",
+        ),
+        *(
+            (["--product-key", f"a1ProbePK01{char}dev"], "product key: letters and digits only (/ + # & would "
+             "change the topics and the username)")
+            for char in "/+#&."
+        ),
     ],
-    ids=["cid-too-long", "cid-pipe", "cid-comma", "cid-empty", "pk-empty", "dn-empty", "secret-empty",
+    ids=["cid-too-long", "cid-pipe", "cid-newline", "cid-del", "cid-empty", "pk-empty", "dn-empty", "secret-empty",
          "dn-space", "pk-65", "secret-129", "secret-space", "timestamp-word", "timestamp-21-digits", "region",
-         "endpoint-url"],
+         "endpoint-url", "endpoint-port", "pk-slash", "pk-plus", "pk-hash", "pk-amp", "pk-dot"],
 )  # fmt: skip
 def test_refuses_what_the_platform_refuses(run_cli: RunCli, extra: list[str], line: str) -> None:
     result = run_cli(*BASE, *extra)
     assert result.code == EXIT_BAD_INPUT
     assert result.err.splitlines() == [line]
     assert result.out == ""
+
+
+@pytest.mark.parametrize("client_id", ["a1TestPK001.dev-0001", "a1TestPK001&dev-0001", "A4:CF:12:34:56:78", "id,=x"])
+def test_client_ids_of_the_platform_and_sdks_are_accepted(client_id: str) -> None:
+    creds = signing.sign("pk", "device", "secret", client_id=client_id, timestamp=1)
+    assert creds.client_id == f"{client_id}|securemode=2,signmethod=hmacsha1,timestamp=1|"
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["127.0.0.1", "192.168.1.20", "::1", "localhost", "a1b.iot-as-mqtt.cn-shanghai.aliyuncs.com"]
+)
+def test_endpoint_may_be_an_address_or_localhost(run_cli: RunCli, endpoint: str) -> None:
+    result = run_cli(*BASE, "--endpoint", endpoint, "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["host"] == endpoint
 
 
 def test_client_id_of_exactly_64_is_accepted() -> None:
