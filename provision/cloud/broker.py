@@ -28,6 +28,7 @@ from typing import TextIO
 
 from provision.atomic import write_private_file
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
+from provision.cloud.platform_run import PlatformRun
 from provision.credentials import Device, load_devices
 from provision.errors import EnvironmentProblem, InputError
 
@@ -355,6 +356,7 @@ def run_foreground(
         raise InputError(f"--max-skew {max_skew_s}: must be 0 (off) or a number of seconds")
     devices = tuple(load_devices(csv_path))
     certs = ensure_certificates(cert_dir, sans)
+    platform = PlatformRun(certs, cert_dir)
     settings = BrokerSettings(
         devices=devices,
         certs=certs,
@@ -364,6 +366,7 @@ def run_foreground(
         max_skew_s=max_skew_s,
         routes=parsed_routes,
         plugin=plugin,
+        extra_config=platform.extra_config,
     )
     broker = BrokerProcess(settings)
     stopping = False
@@ -374,7 +377,13 @@ def run_foreground(
         broker.request_stop()
 
     with _stop_on_signals(stop_now):
-        broker.start()
+        try:
+            broker.start()
+            platform.started(broker.pid)
+        except BaseException:
+            platform.stop()
+            broker.stop()
+            raise
         print(
             f"broker: mqtts://{host}:{broker.port} for {len(devices)} devices; clients trust {certs.ca_cert}", file=out
         )
@@ -382,6 +391,7 @@ def run_foreground(
             print(f"broker: mqtt://{host}:{broker.tcp_port} (securemode 3)", file=out)
         print("broker: Ctrl-C stops it", file=out, flush=True)
         status = broker.wait()
+        platform.stop()
         broker.stop()
     if not stopping:
         raise EnvironmentProblem(f"mosquitto exited on its own (status {status}); its log is above")
