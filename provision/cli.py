@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from provision import __version__
+from provision.cloud.commands import cloud_group
 from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
 from provision.station.commands import flash_command, ledger_group
 
@@ -200,6 +201,7 @@ def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) 
 
 cli.add_command(flash_command)
 cli.add_command(ledger_group)
+cli.add_command(cloud_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
