@@ -144,6 +144,53 @@ def shadow_set_command(cert_dir: Path, device_text: str, desired: str, as_json: 
     _print(shadow_set(cert_dir, parse_device(device_text), parse_json_object("--desired", desired)), as_json)
 
 
+@cloud_group.group("ota")
+def ota_group() -> None:
+    """Firmware updates over the air."""
+
+
+@ota_group.command("push")
+@_device_option
+@click.option("--firmware", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The app image.")
+@click.option("--version", "version", required=True, help="The version the device reports after the update.")
+@click.option("--sign-method", type=click.Choice(["SHA256", "Md5"]), default="SHA256", show_default=True)
+@click.option("--module", default="default", show_default=True, help="The OTA module name.")
+@click.option(
+    "--wait", "wait_s", default=0.0, show_default=True, type=click.FloatRange(0), help="Seconds to follow progress."
+)
+@click.option(
+    "--drop-after", type=click.IntRange(1), default=None, help="Test hook: cut the first download after N bytes."
+)
+@_json_option
+@click.pass_obj
+def ota_push_command(
+    cert_dir: Path,
+    device_text: str,
+    firmware: Path,
+    version: str,
+    sign_method: str,
+    module: str,
+    wait_s: float,
+    drop_after: int | None,
+    as_json: bool,
+) -> None:
+    """Serve an image over HTTPS and send the device the upgrade message; print its progress."""
+    from provision.cloud.console import ota_push, parse_device
+
+    def show(params: dict[str, Any]) -> None:
+        if as_json:
+            click.echo(json.dumps({"progress": params}, separators=(",", ":")))
+        else:
+            click.echo(f"progress: step {params.get('step')} {params.get('desc', '')}".rstrip())
+
+    result = ota_push(
+        cert_dir, parse_device(device_text), firmware, version,
+        sign_method=sign_method, module=module, wait_s=wait_s, drop_after=drop_after, progress=show,
+    )  # fmt: skip
+    data = result["upgrade"]["data"]
+    _print({"upgrade": result["upgrade"]}, as_json, [f"upgrade sent: version {data['version']}, {data['size']} bytes"])
+
+
 @cloud_group.command("watch")
 @click.option("--device", "device_text", default=None, help="PRODUCT_KEY/DEVICE_NAME (default: every device).")
 @_json_option

@@ -35,6 +35,7 @@ __all__ = [
     "broadcast",
     "invoke_service",
     "list_devices",
+    "ota_push",
     "parse_device",
     "parse_json_object",
     "rrpc",
@@ -225,6 +226,56 @@ def shadow_set(cert_dir: Path, device: DeviceRef, desired: dict[str, Any]) -> di
     """Write desired state; the platform bumps the version and sends the device a `control` message."""
     request = {"op": "shadow-set", "device": str(device), "desired": desired}
     return dict(_platform_request(cert_dir, request)["shadow"])
+
+
+def ota_push(
+    cert_dir: Path,
+    device: DeviceRef,
+    firmware: Path,
+    version: str,
+    *,
+    sign_method: str = "SHA256",
+    module: str = "default",
+    wait_s: float = 0.0,
+    drop_after: int | None = None,
+    progress: Callable[[dict[str, Any]], None] = lambda params: None,
+) -> dict[str, Any]:
+    """Serve `firmware` from the platform's HTTPS server and send the device the upgrade message; with
+    wait_s > 0, pass each progress post to `progress` until step 100, an error step, or wait_s.
+
+    Raises:
+        InputError: the firmware file is unreadable or empty, or the version is empty.
+        ConsoleTimeout: no final progress within wait_s.
+    """
+    path = firmware.resolve()
+    if not path.is_file() or path.stat().st_size == 0:
+        raise InputError(f"{firmware}: --firmware must be a readable, non-empty file (an app .bin)")
+    if not version or any(ch in version for ch in "\0\n\r"):
+        raise InputError("--version: expected the version string the device will report after the update")
+    token = secrets.token_hex(8)
+    request = {
+        "op": "ota-push", "device": str(device), "path": str(path), "version": version,
+        "module": module, "sign_method": sign_method, "drop_after": drop_after,
+    }  # fmt: skip
+    steps: list[dict[str, Any]] = []
+    with _session(cert_dir) as session:
+        progress_topic = f"/ota/device/progress/{device.product_key}/{device.device_name}"
+        session.subscribe(CONSOLE_RESPONSE + token, progress_topic)
+        session.publish(CONSOLE_REQUEST + token, request)
+        answer = _decode(session.wait_for(lambda m: m.topic.startswith(CONSOLE_RESPONSE), 30, "platform answer"))
+        if not isinstance(answer, dict) or not answer.get("ok"):
+            raise ProvisionError("console: the platform refused the push (can the broker read the firmware file?)")
+        while wait_s > 0:
+            posted = _decode(session.wait_for(lambda m: m.topic == progress_topic, wait_s, f"OTA end from {device}"))
+            params = posted.get("params") if isinstance(posted, dict) else None
+            if not isinstance(params, dict):
+                continue
+            steps.append(params)
+            progress(params)
+            step = str(params.get("step", ""))
+            if step.lstrip("-").isdigit() and (int(step) >= 100 or int(step) < 0):
+                break
+    return {"upgrade": answer["upgrade"], "progress": steps}
 
 
 def watch(cert_dir: Path, device: DeviceRef | None, emit: Callable[[dict[str, Any]], None]) -> None:

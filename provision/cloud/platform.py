@@ -16,21 +16,28 @@ Formats (Alibaba Cloud IoT Platform docs):
   "version"}; the document is {"state":{"reported","desired"},"metadata","timestamp","version"}
   (alibabacloud.com/help/doc-detail/53932.htm, "JSON format of device shadows"). A version lower than the
   document's is refused with payload {"status":"error","content":{"errorcode":"405","errormessage":...}}.
+- OTA: `/ota/device/upgrade/{pk}/{dn}` down with {"code":"1000","data":{"size","sign","signMethod","md5"
+  (Md5 only),"url","version","module"},"id","message":"success"}; the device posts
+  `/ota/device/inform` {"id","params":{"version"}} and `/ota/device/progress` {"id","params":{"step","desc"}},
+  step 1..100 or a negative error (issue 10, checked against aliyun-iot-linkkit and Link SDK C 4.x).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import ssl
 import threading
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from provision.cloud.endpoint import ConsoleEndpoint
+from provision.cloud.ota_server import OtaFileServer, ServedImage
 from provision.errors import EnvironmentProblem
 
 __all__ = ["CONSOLE_REQUEST", "CONSOLE_RESPONSE", "DeviceRecord", "PlatformService", "connect_console_client"]
@@ -144,8 +151,10 @@ class _Shadow:
 class PlatformService:
     """The platform's replies and state. start() connects and subscribes; stop() disconnects."""
 
-    def __init__(self, endpoint: ConsoleEndpoint) -> None:
+    def __init__(self, endpoint: ConsoleEndpoint, ota: OtaFileServer | None = None) -> None:
         self.endpoint = endpoint
+        self.ota = ota
+        self._pushes: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, str], DeviceRecord] = {}
         self._shadows: dict[tuple[str, str], _Shadow] = {}
@@ -285,6 +294,12 @@ class PlatformService:
                 record.firmware_version = params["version"]
             elif kind == "progress":
                 record.ota_progress = params
+                step = params.get("step")
+                finished = isinstance(step, (int, str)) and str(step).lstrip("-").isdigit()
+                if finished and (int(step) >= 100 or int(step) < 0):
+                    url_path = self._pushes.pop((product_key, device_name), None)
+                    if url_path is not None and self.ota is not None:
+                        self.ota.withdraw(url_path)
 
     def _presence(self, product_key: str, device_name: str, body: Any) -> None:
         if not isinstance(body, dict) or body.get("event") not in ("online", "offline"):
@@ -307,9 +322,44 @@ class PlatformService:
             answer = {"ok": True, "shadow": self.shadow(product_key, device_name)}
         elif op == "shadow-set" and device_name and isinstance(body.get("desired"), dict):
             answer = {"ok": True, "shadow": self.set_desired(product_key, device_name, body["desired"])}
+        elif op == "ota-push" and device_name and self.ota is not None:
+            answer = self._ota_push(product_key, device_name, body)
         else:
             answer = {"ok": False, "error": "unknown console request"}
         self._publish(CONSOLE_RESPONSE + token, answer)
+
+    def _ota_push(self, product_key: str, device_name: str, body: dict[str, Any]) -> dict[str, Any]:
+        assert self.ota is not None
+        try:
+            image_path = Path(str(body["path"]))
+            data = image_path.read_bytes()
+        except (KeyError, OSError):
+            return {"ok": False, "error": "the platform cannot read the firmware file"}
+        sign_method = "Md5" if body.get("sign_method") == "Md5" else "SHA256"
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()  # the platform's integrity field, not security
+        drop = body.get("drop_after")
+        url_path = self.ota.offer(
+            ServedImage(image_path, len(data), int(drop) if isinstance(drop, int) and drop > 0 else None)
+        )
+        with self._lock:
+            previous = self._pushes.pop((product_key, device_name), None)
+            self._pushes[(product_key, device_name)] = url_path
+            self._record(product_key, device_name).ota_progress = None
+        if previous is not None:
+            self.ota.withdraw(previous)
+        upgrade: dict[str, Any] = {
+            "size": len(data),
+            "sign": md5 if sign_method == "Md5" else hashlib.sha256(data).hexdigest(),
+            "signMethod": sign_method,
+            "url": f"https://{self.ota.url_host}:{self.ota.port}{url_path}",
+            "version": str(body.get("version", "")),
+            "module": str(body.get("module", "default")),
+        }
+        if sign_method == "Md5":
+            upgrade["md5"] = md5
+        message = {"code": "1000", "data": upgrade, "id": _now_ms(), "message": "success"}
+        self._publish(f"/ota/device/upgrade/{product_key}/{device_name}", message)
+        return {"ok": True, "upgrade": message}
 
 
 def _shadow_error(code: str, text: str) -> dict[str, Any]:

@@ -13,15 +13,25 @@ from pathlib import Path
 from provision.cloud.certs import BrokerCertificates
 from provision.cloud.console_listener import ConsoleListener
 from provision.cloud.endpoint import CONSOLE_FILE, ConsoleEndpoint
+from provision.cloud.ota_server import OtaFileServer
 from provision.cloud.platform import PlatformService
 
 __all__ = ["PlatformRun"]
 
 
 class PlatformRun:
-    def __init__(self, certs: BrokerCertificates, cert_dir: Path) -> None:
+    def __init__(
+        self, certs: BrokerCertificates, cert_dir: Path, host: str = "127.0.0.1", url_host: str | None = None
+    ) -> None:
+        """Args:
+        host: where the OTA file server listens (the broker's listen address).
+        url_host: the address devices reach it by, when `host` is a wildcard.
+        """
         self.cert_dir = cert_dir
+        self.certs = certs
+        self.host, self.url_host = host, url_host
         self.listener = ConsoleListener.create(certs)
+        self.ota: OtaFileServer | None = None
         self.service: PlatformService | None = None
         self.endpoint: ConsoleEndpoint | None = None
 
@@ -33,7 +43,9 @@ class PlatformRun:
         """The broker listens: forget the password file, start the service, record the endpoint."""
         self.listener.forget_files()
         endpoint = self.listener.endpoint(broker_pid or 0)
-        service = PlatformService(endpoint)
+        self.ota = OtaFileServer(self.certs, self.host, self.url_host)
+        self.ota.start()
+        service = PlatformService(endpoint, self.ota)
         service.start()
         self.service = service
         endpoint.write(self.cert_dir)
@@ -46,4 +58,7 @@ class PlatformRun:
         if self.service is not None:
             self.service.stop()
             self.service = None
+        if self.ota is not None:
+            self.ota.stop()
+            self.ota = None
         self.listener.forget_files()
