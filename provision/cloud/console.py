@@ -30,9 +30,11 @@ from provision.cloud.platform import CONSOLE_REQUEST, CONSOLE_RESPONSE, connect_
 from provision.errors import InputError, ProvisionError
 
 __all__ = [
+    "ConsoleSession",
     "ConsoleTimeout",
     "DeviceRef",
     "broadcast",
+    "console_session",
     "invoke_service",
     "list_devices",
     "ota_push",
@@ -89,7 +91,7 @@ def parse_json_object(option: str, text: str) -> dict[str, Any]:
     return value
 
 
-class _Session:
+class ConsoleSession:
     """One console login with a queue of received messages."""
 
     def __init__(self, endpoint: ConsoleEndpoint) -> None:
@@ -129,8 +131,8 @@ class _Session:
 
 
 @contextmanager
-def _session(cert_dir: Path) -> Iterator[_Session]:
-    session = _Session(read_console_endpoint(cert_dir))
+def console_session(cert_dir: Path) -> Iterator[ConsoleSession]:
+    session = ConsoleSession(read_console_endpoint(cert_dir))
     try:
         yield session
     finally:
@@ -146,7 +148,7 @@ def _decode(message: mqtt.MQTTMessage) -> Any:
 
 def _platform_request(cert_dir: Path, request: dict[str, Any], timeout_s: float = 10.0) -> dict[str, Any]:
     token = secrets.token_hex(8)
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         session.subscribe(CONSOLE_RESPONSE + token)
         session.publish(CONSOLE_REQUEST + token, request)
         answer = _decode(session.wait_for(lambda m: True, timeout_s, "answer from the platform service"))
@@ -165,7 +167,7 @@ def _request_reply(
 ) -> dict[str, Any]:
     request_id = str(secrets.randbelow(2**31))
     body = {"id": request_id, "version": "1.0", "params": params, "method": method}
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         if wait_s > 0:
             session.subscribe(topic + "_reply")
         session.publish(topic, body)
@@ -199,7 +201,7 @@ def rrpc(cert_dir: Path, device: DeviceRef, payload: str, wait_s: float) -> dict
     """A synchronous call: the device's answer on rrpc/response/{messageId}, or ConsoleTimeout."""
     message_id = str(secrets.randbelow(10**18))
     base = f"/sys/{device.product_key}/{device.device_name}/rrpc"
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         session.subscribe(f"{base}/response/{message_id}")
         session.publish(f"{base}/request/{message_id}", payload)
         reply = session.wait_for(lambda m: True, wait_s, f"RRPC response from {device}")
@@ -213,7 +215,7 @@ def broadcast(cert_dir: Path, product_key: str, topic: str, payload: str) -> dic
     if not topic or any(ch in topic for ch in "+#\0") or topic.startswith("/"):
         raise InputError("--topic: expected a topic below /broadcast/{pk}/, without wildcards or a leading '/'")
     full = f"/broadcast/{product_key}/{topic}"
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         session.publish(full, payload)
     return {"topic": full}
 
@@ -258,7 +260,7 @@ def ota_push(
         "module": module, "sign_method": sign_method, "drop_after": drop_after,
     }  # fmt: skip
     steps: list[dict[str, Any]] = []
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         progress_topic = f"/ota/device/progress/{device.product_key}/{device.device_name}"
         session.subscribe(CONSOLE_RESPONSE + token, progress_topic)
         session.publish(CONSOLE_REQUEST + token, request)
@@ -280,7 +282,7 @@ def ota_push(
 
 def watch(cert_dir: Path, device: DeviceRef | None, emit: Callable[[dict[str, Any]], None]) -> None:
     """Call emit() with every upstream message (of one device, or all) until KeyboardInterrupt."""
-    with _session(cert_dir) as session:
+    with console_session(cert_dir) as session:
         session.subscribe("#")
         marker = f"/{device.product_key}/{device.device_name}/" if device is not None else "/"
         while True:

@@ -168,6 +168,9 @@ class PlatformService:
         client.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
         if not subscribed.wait(10):
             raise EnvironmentProblem("platform service: the broker did not confirm its subscriptions")
+        # paho reconnects on its own after a broker restart; a clean session must subscribe again
+        client.on_connect = lambda c, *args: c.subscribe([(topic, 1) for topic in SUBSCRIPTIONS])
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
         self._client = client
 
     def stop(self) -> None:

@@ -39,9 +39,15 @@ class PlatformRun:
     def extra_config(self) -> tuple[str, ...]:
         return self.listener.config_lines()
 
-    def started(self, broker_pid: int | None) -> ConsoleEndpoint:
-        """The broker listens: forget the password file, start the service, record the endpoint."""
-        self.listener.forget_files()
+    def started(self, broker_pid: int | None, *, restartable: bool = False) -> ConsoleEndpoint:
+        """The broker listens: forget the password file, start the service, record the endpoint.
+
+        Args:
+            restartable: keep the listener's password-hash and ACL files until stop(), for a test that
+                restarts the same BrokerProcess (Mosquitto reads them again).
+        """
+        if not restartable:
+            self.listener.forget_files()
         endpoint = self.listener.endpoint(broker_pid or 0)
         self.ota = OtaFileServer(self.certs, self.host, self.url_host)
         self.ota.start()
