@@ -181,3 +181,29 @@ def test_a_start_that_fails_before_mosquitto_listens_leaves_no_secrets_file(
     with pytest.raises(KeyboardInterrupt), BrokerProcess(settings):
         pass
     assert list(run_root.iterdir()) == [], "the run directory with the secrets file is removed"
+
+
+def test_a_sigkill_during_start_leaves_secrets_that_the_next_start_removes(devices_csv, tmp_path, broker_plugin):
+    runs = tmp_path / "tmp"
+    runs.mkdir()
+    command = [sys.executable, "-m", "provision.cli", "broker", "--csv", str(devices_csv), "--cert-dir"]
+    command += [str(tmp_path / "certs"), "--port", "0", "--plugin", str(broker_plugin)]
+    env = {**os.environ, "TMPDIR": str(runs)}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not list(runs.glob("provision-broker-*/rules")) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the rules file lives until Mosquitto listens: kill inside that window
+    first.kill()
+    first.wait()
+    leftovers = list(runs.glob("provision-broker-*/rules"))
+    assert leftovers, "the kill landed outside the start window"
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while (line := second.stdout.readline()) and not line.startswith("broker: Ctrl-C"):
+            pass
+        assert line, "the second broker did not start"
+        assert not any(path.exists() for path in leftovers), "the killed run's secrets file is still there"
+        assert not any(runs.glob("provision-broker-*/rules"))
+    finally:
+        second.terminate()
+        second.wait(timeout=10)

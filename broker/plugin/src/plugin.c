@@ -25,6 +25,9 @@
 #define KEEPALIVE_MIN_S 30
 #define KEEPALIVE_MAX_S 1200
 
+/* Aliyun "Limits": a message payload is at most 256 KB; the platform closes a connection that sends more. */
+#define PAYLOAD_MAX_BYTES (256 * 1024)
+
 typedef struct {
     mosquitto_plugin_id_t *id;
     device_rules_t rules;
@@ -54,7 +57,7 @@ static bool split_username(const char *username, char *dn, size_t dn_size, char 
     memcpy(dn, username, dn_len);
     dn[dn_len] = '\0';
     memcpy(pk, amp + 1, pk_len + 1);
-    return true;
+    return product_key_valid(pk) && device_name_valid(dn);
 }
 
 static bool hex_equal_constant_time(const char *expected, const char *given)
@@ -177,7 +180,8 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     if (username == NULL || !split_username(username, dn, sizeof dn, pk, sizeof pk)) {
         return MOSQ_ERR_ACL_DENIED;
     }
-    if (topic_allowed_for_device(pk, dn, acl->topic)) {
+    topic_direction_t direction = acl->access == MOSQ_ACL_WRITE ? TOPIC_UP : TOPIC_DOWN;
+    if (topic_allowed_for_device(pk, dn, acl->topic, direction)) {
         return MOSQ_ERR_SUCCESS;
     }
     if (acl->access != MOSQ_ACL_READ) {
@@ -188,12 +192,22 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     return MOSQ_ERR_ACL_DENIED;
 }
 
-/* The platform's message forwarding: a published message matching a route is republished to its target. */
+/* Every PUBLISH a client of this listener sends, before Mosquitto stores or forwards it (Mosquitto 2.0
+ * plugin__handle_message copies `retain` back into the stored message; a status other than success or
+ * MOSQ_ERR_ACL_DENIED makes handle__publish close the connection). Then the platform's message forwarding:
+ * a published message matching a route is republished to its target. */
 static int on_message(int event, void *event_data, void *userdata)
 {
     (void)event;
-    const struct mosquitto_evt_message *message = event_data;
+    struct mosquitto_evt_message *message = event_data;
     const plugin_state_t *state = userdata;
+    if (message->payloadlen > PAYLOAD_MAX_BYTES) {
+        refuse(mosquitto_client_id(message->client), "PUBLISH payload over 256 KB");
+        return MOSQ_ERR_OVERSIZE_PACKET;
+    }
+    /* The platform keeps no retained messages: the flag is dropped, so nothing is replayed to later
+     * subscribers (Aliyun "MQTT standard": retained messages not supported). */
+    message->retain = false;
     for (size_t i = 0; i < state->rules.route_count; i++) {
         const route_entry_t *route = &state->rules.routes[i];
         if (!topic_filter_matches(route->from_filter, message->topic)) {

@@ -52,20 +52,47 @@ static void test_client_id(void)
 
 static void test_topics(void)
 {
-    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/thing/event/property/post"));
-    CHECK(topic_allowed_for_device("pk", "dn", "/pk/dn/user/setled"));
-    CHECK(topic_allowed_for_device("pk", "dn", "/ext/ntp/pk/dn/request"));
-    CHECK(topic_allowed_for_device("pk", "dn", "/ext/rrpc/+/sys/pk/dn/thing/service/x"));
-    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/#"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn2/x"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk2/dn/x"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/+/+/x"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/pk/dn/x"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/#"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "#"));
-    CHECK(!topic_allowed_for_device("pk", "dn", "/pkx/dn/x"));
-    CHECK(!topic_allowed_for_device("pk", "", "/pk//x"));
+    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/thing/event/property/post", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/pk/dn/user/setled", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ext/ntp/pk/dn/request", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ext/rrpc/+/sys/pk/dn/thing/service/x", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/sys/pk/dn/#", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk/dn2/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/pk2/dn/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/sys/+/+/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/pk/dn/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ext/#", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "#", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/pkx/dn/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "", "/pk//x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "", "/pk//x", TOPIC_UP));
+
+    /* one-way topics (OTA, shadow, broadcast) */
+    CHECK(topic_allowed_for_device("pk", "dn", "/ota/device/inform/pk/dn", TOPIC_UP));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ota/device/progress/pk/dn", TOPIC_UP));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/inform/pk/dn", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn", TOPIC_UP));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn2", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/dn/x", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/ota/device/upgrade/pk/+", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/shadow/update/pk/dn", TOPIC_UP));
+    CHECK(topic_allowed_for_device("pk", "dn", "/shadow/get/pk/dn", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/shadow/get/pk/dn", TOPIC_UP));
+    CHECK(topic_allowed_for_device("pk", "dn", "/broadcast/pk/#", TOPIC_DOWN));
+    CHECK(topic_allowed_for_device("pk", "dn", "/broadcast/pk/news", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/broadcast/pk/news", TOPIC_UP));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/broadcast/pk2/news", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/broadcast/+/news", TOPIC_DOWN));
+    CHECK(!topic_allowed_for_device("pk", "dn", "/broadcast/pk/", TOPIC_DOWN));
+
+    /* names that would break topics (issue 9: a ProductKey "a1ProbePK01/dev-bbbb") */
+    CHECK(product_key_valid("a1ProbePK01"));
+    CHECK(!product_key_valid("a1ProbePK01/dev-bbbb") && !product_key_valid("pk+") && !product_key_valid(""));
+    CHECK(device_name_valid("dev-1_a@b.c:d"));
+    CHECK(!device_name_valid("dev/1") && !device_name_valid("#") && !device_name_valid("a&b") && !device_name_valid(""));
+    CHECK(!topic_allowed_for_device("pk/dn2", "x", "/sys/pk/dn2/x/thing", TOPIC_DOWN));
 
     CHECK(topic_filter_matches("/a/b", "/a/b"));
     CHECK(!topic_filter_matches("/a/b", "/a/bc"));
@@ -104,6 +131,15 @@ static void test_rules_file(const char *dir)
     fclose(f);
     CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
     CHECK(strstr(error, "line 1") != NULL);
+
+    f = fopen(path, "w");
+    fputs("device\tpk/dn2\tdn1\tsecret1\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
+    f = fopen(path, "w");
+    fputs("device\tpk\tdn/1\tsecret1\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
 
     f = fopen(path, "w");
     fputs("device\tpk\tdn1\t", f);
