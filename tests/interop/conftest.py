@@ -57,7 +57,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         broker.start()
         run.started(broker.pid)
         assert run.service is not None
-        yield Platform("127.0.0.1", broker.port, certs, run.service, {d.device_name: d for d in devices})
+        yield Platform("127.0.0.1", broker.port, cert_dir, certs, run.service, {d.device_name: d for d in devices})
     finally:
         run.stop()
         broker.stop()

@@ -26,6 +26,7 @@ HERE = Path(__file__).resolve().parent
 class Platform:
     host: str
     port: int
+    cert_dir: Path  # where console.json is: the `provision cloud` library functions take it
     certs: BrokerCertificates
     service: PlatformService
     devices: dict[str, Device]
