@@ -400,6 +400,7 @@ def run_foreground(
     routes: Sequence[str],
     plugin: Path | None,
     out: TextIO,
+    key_type: str = "rsa",
 ) -> None:
     """`provision broker`: start Mosquitto, print where it listens, stop cleanly on Ctrl-C or SIGTERM.
 
@@ -411,7 +412,7 @@ def run_foreground(
     if max_skew_s < 0:
         raise InputError(f"--max-skew {max_skew_s}: must be 0 (off) or a number of seconds")
     devices = tuple(load_devices(csv_path))
-    certs = ensure_certificates(cert_dir, sans)
+    certs = ensure_certificates(cert_dir, sans, key_type)
     platform = PlatformRun(certs, cert_dir)
     settings = BrokerSettings(
         devices=devices,

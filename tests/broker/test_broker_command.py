@@ -207,3 +207,30 @@ def test_a_sigkill_during_start_leaves_secrets_that_the_next_start_removes(devic
     finally:
         second.terminate()
         second.wait(timeout=10)
+
+
+def test_the_server_key_is_rsa_by_default_ecdsa_on_request_and_an_old_dir_follows(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def server_key(certs):
+        return x509.load_pem_x509_certificate(certs.server_cert.read_bytes()).public_key()
+
+    assert isinstance(server_key(ensure_certificates(tmp_path / "new")), rsa.RSAPublicKey)
+    old = ensure_certificates(tmp_path / "old", key_type="ecdsa")  # a cert dir of an earlier version
+    assert isinstance(server_key(old), ec.EllipticCurvePublicKey)
+    ca = old.ca_cert.read_bytes()
+    again = ensure_certificates(tmp_path / "old")
+    assert isinstance(server_key(again), rsa.RSAPublicKey)
+    assert again.ca_cert.read_bytes() == ca, "boards flashed with the old CA keep working"
+    with pytest.raises(InputError):
+        ensure_certificates(tmp_path / "bad", key_type="dsa")
+
+
+def test_a_client_with_rsa_key_exchange_only_handshakes(broker, broker_certs):
+    # Alibaba's C Link SDK's mbedtls offers only TLS_RSA_* suites: it cannot use an ECDSA server key
+    context = ssl.create_default_context(cafile=str(broker_certs.ca_cert))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-SHA256:AES256-SHA256:AES128-GCM-SHA256")
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.cipher()[0] in ("AES128-SHA256", "AES256-SHA256", "AES128-GCM-SHA256")
