@@ -85,13 +85,19 @@ def connect_console_client(endpoint: ConsoleEndpoint, client_id: str, timeout_s:
         connected.set()
 
     client.on_connect = on_connect
-    try:
-        client.connect(endpoint.host, endpoint.port, keepalive=60)
-    except OSError as exc:
-        raise EnvironmentProblem(
-            f"console: cannot reach the broker at {endpoint.host}:{endpoint.port} ({exc.strerror or exc}):"
-            " is `provision broker` still running?"
-        ) from None
+    # Mosquitto opens its listeners one after another: right after start the console's may lag a moment
+    deadline = time.monotonic() + min(timeout_s, 3.0)
+    while True:
+        try:
+            client.connect(endpoint.host, endpoint.port, keepalive=60)
+            break
+        except ConnectionRefusedError as exc:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            raise _unreachable(endpoint, exc) from None
+        except OSError as exc:
+            raise _unreachable(endpoint, exc) from None
     client.loop_start()
     if not connected.wait(timeout_s) or refused:
         client.loop_stop()
@@ -100,6 +106,13 @@ def connect_console_client(endpoint: ConsoleEndpoint, client_id: str, timeout_s:
         raise EnvironmentProblem(f"console: the broker refused the console login ({why}): restart the broker")
     client.on_connect = None
     return client
+
+
+def _unreachable(endpoint: ConsoleEndpoint, exc: OSError) -> EnvironmentProblem:
+    return EnvironmentProblem(
+        f"console: cannot reach the broker at {endpoint.host}:{endpoint.port} ({exc.strerror or exc}):"
+        " is `provision broker` still running?"
+    )
 
 
 def _now_ms() -> int:

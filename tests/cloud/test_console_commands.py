@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 
-from conftest import PRODUCT_KEY, RunningBroker
+from cloud_platform import PRODUCT_KEY, RunningBroker
 
 
 def _answer_once(device, request_suffix: str, reply_suffix_of, body_of) -> threading.Thread:

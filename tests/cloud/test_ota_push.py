@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from conftest import PRODUCT_KEY, RunningBroker
+from cloud_platform import PRODUCT_KEY, RunningBroker
 
 
 def _get(url: str, ca: Path, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import PRODUCT_KEY, RunningBroker
+from cloud_platform import PRODUCT_KEY, RunningBroker
 
 from provision.cloud.endpoint import CONSOLE_FILE
 
