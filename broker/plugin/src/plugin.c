@@ -18,6 +18,7 @@
 
 #include "aliyun_auth.h"
 #include "client_id.h"
+#include "connected_ids.h"
 #include "device_rules.h"
 #include "topic_rules.h"
 
@@ -165,6 +166,13 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     }
     char username[ALIYUN_AUTH_USERNAME_SIZE];
     snprintf(username, sizeof username, "%s&%s", dn, pk);
+    if (connected_ids_taken_by_other(id.id, username)) {
+        /* Mosquitto would hand the id to the newcomer and close the first device: the platform refuses instead */
+        return refuse(mqtt_id, "client id in use by another device");
+    }
+    if (!connected_ids_add(auth->client, id.id, username)) {
+        return refuse(mqtt_id, "out of memory");
+    }
     kick_older_connections(auth->client, username);
     return MOSQ_ERR_SUCCESS;
 }
@@ -219,6 +227,15 @@ static int on_message(int event, void *event_data, void *userdata)
             mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: route to '%s' failed (%d)", route->to_topic, rc);
         }
     }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    (void)userdata;
+    const struct mosquitto_evt_disconnect *disconnect = event_data;
+    connected_ids_remove(disconnect->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -286,7 +303,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
     }
     if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, state) != 0
         || mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, state) != 0
-        || mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, state) != 0) {
+        || mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, state) != 0
+        || mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, state) != 0) {
         device_rules_free(&state->rules);
         free(state);
         return MOSQ_ERR_UNKNOWN;
@@ -309,6 +327,8 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     mosquitto_callback_unregister(state->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_MESSAGE, on_message, NULL);
+    mosquitto_callback_unregister(state->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    connected_ids_clear(); /* cleanup runs at shutdown only: no listener is left to use the table */
     device_rules_free(&state->rules);
     free(state);
     return MOSQ_ERR_SUCCESS;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "client_id.h"
+#include "connected_ids.h"
 #include "device_rules.h"
 #include "topic_rules.h"
 
@@ -160,8 +161,29 @@ static void test_rules_file(const char *dir)
     CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
 }
 
+static void test_connected_ids(void)
+{
+    int a, b, c;
+    CHECK(!connected_ids_taken_by_other("id1", "dn1&pk"));
+    CHECK(connected_ids_add(&a, "id1", "dn1&pk"));
+    CHECK(!connected_ids_taken_by_other("id1", "dn1&pk"));
+    CHECK(connected_ids_taken_by_other("id1", "dn2&pk"));
+    CHECK(!connected_ids_taken_by_other("id2", "dn2&pk"));
+    for (int i = 0; i < 100; i++) {
+        CHECK(connected_ids_add(&b, "id2", "dn2&pk")); /* re-adding replaces, and growth keeps entries */
+    }
+    CHECK(connected_ids_taken_by_other("id2", "dn1&pk"));
+    connected_ids_remove(&c);
+    connected_ids_remove(&a);
+    CHECK(!connected_ids_taken_by_other("id1", "dn2&pk"));
+    CHECK(connected_ids_taken_by_other("id2", "dn1&pk"));
+    connected_ids_clear();
+    CHECK(!connected_ids_taken_by_other("id2", "dn1&pk"));
+}
+
 int main(int argc, char **argv)
 {
+    test_connected_ids();
     test_client_id();
     test_topics();
     test_rules_file(argc > 1 ? argv[1] : ".");
