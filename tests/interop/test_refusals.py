@@ -73,3 +73,23 @@ def test_a_publish_over_256_kb_disconnects_the_sender(
     client.send({"do": "publish", "topic": topic, "payload": "x" * (PAYLOAD_MAX_BYTES + 1), "qos": 1})
     client.wait_for(lambda e: e["event"] == "close")
     assert not any(e["event"] == "message" for e in client.seen[before:]), "the oversized message was delivered"
+
+
+def test_another_devices_client_id_is_refused_for_the_newcomer(
+    node_device: Callable[..., NodeDevice], platform: Platform
+) -> None:
+    def signed(device_name: str) -> dict[str, Any]:
+        device = platform.devices[device_name]
+        # The same cid and timestamp give both devices the same MQTT client id, the one Mosquitto would hand over.
+        one = sign(device.product_key, device.device_name, device.device_secret, client_id="shared-id", timestamp=1)
+        return {"clientId": one.client_id, "username": one.username, "password": one.password}
+
+    first = node_device(signed("sdk-js-0001"))
+    assert first_outcome(first) == "connect"
+    newcomer = node_device(signed("sdk-js-0002"))
+    assert first_outcome(newcomer) != "connect"
+    try:
+        closed = first.wait_for(lambda e: e["event"] == "close", timeout_s=1.0)
+    except AssertionError:
+        closed = None
+    assert closed is None, "the first device lost its connection to the newcomer"
