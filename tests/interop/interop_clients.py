@@ -6,7 +6,9 @@ A module of its own, not conftest, so test files import it by a name no other te
 from __future__ import annotations
 
 import json
+import os
 import queue
+import shutil
 import subprocess
 import threading
 import time
@@ -64,12 +66,12 @@ class NodeDevice:
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.seen: list[dict[str, Any]] = []
         self._process = subprocess.Popen(
-            ["node", str(HERE / "mqttjs_device.mjs")],
+            [shutil.which("node") or "node", str(HERE / "mqttjs_device.mjs")],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={"INTEROP_NODE_DIR": str(tools / "node"), "PATH": "/usr/local/bin:/usr/bin:/bin"},
+            env={**os.environ, "INTEROP_NODE_DIR": str(tools / "node")},
         )
         threading.Thread(target=self._read, daemon=True).start()
         self.send(config)
