@@ -25,7 +25,7 @@ bool connected_ids_taken_by_other(const char *client_id, const char *username)
 
 bool connected_ids_add(const void *connection, const char *client_id, const char *username)
 {
-    connected_ids_remove(connection);
+    (void)connected_ids_remove(connection);
     if (entry_count == entry_capacity) {
         size_t grown_capacity = entry_capacity == 0 ? 64 : entry_capacity * 2;
         connected_id_t *grown = realloc(entries, grown_capacity * sizeof *grown);
@@ -46,16 +46,27 @@ bool connected_ids_add(const void *connection, const char *client_id, const char
     return true;
 }
 
-void connected_ids_remove(const void *connection)
+bool connected_ids_remove(const void *connection)
 {
     for (size_t i = 0; i < entry_count; i++) {
         if (entries[i].connection == connection) {
             free(entries[i].client_id);
             free(entries[i].username);
             entries[i] = entries[--entry_count];
-            return;
+            return true;
         }
     }
+    return false;
+}
+
+bool connected_ids_username_held(const char *username)
+{
+    for (size_t i = 0; i < entry_count; i++) {
+        if (strcmp(entries[i].username, username) == 0) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void connected_ids_clear(void)

@@ -15,8 +15,11 @@ bool connected_ids_taken_by_other(const char *client_id, const char *username);
 /* Records that connection (an opaque key) holds client_id as username; false when out of memory. */
 bool connected_ids_add(const void *connection, const char *client_id, const char *username);
 
-/* Forgets the connection (it disconnected); nothing when it was never added. */
-void connected_ids_remove(const void *connection);
+/* Forgets the connection (it disconnected); false when it was never added. */
+bool connected_ids_remove(const void *connection);
+
+/* True when some connection in the table is logged in as username. */
+bool connected_ids_username_held(const char *username);
 
 /* Frees the table (plugin cleanup of the last instance, and tests). */
 void connected_ids_clear(void);

@@ -5,6 +5,12 @@
  *     plugin_opt_rules        the rules file (see device_rules.h)
  *     plugin_opt_securemode   2 (TLS listener) or 3 (plain TCP listener)
  *     plugin_opt_max_skew_s   refuse a signed timestamp further than this from the broker clock; 0: off
+ *
+ * Presence, for the console (provision.cloud.platform lists devices from it): on each device connect and
+ * disconnect the plugin publishes, QoS 1, not retained, to `$aliyun/presence/{pk}/{dn}`
+ *     {"event":"online"|"offline","clientId":"<full MQTT client id>","ip":"<peer address>","ts":<ms>}
+ * A connection taken over by a newer one of the same device publishes no "offline" (the device is online).
+ * No device can subscribe there: `$aliyun/...` is outside every device's topics.
  */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -109,6 +115,59 @@ static void kick_older_connections(struct mosquitto *client, const char *usernam
     }
 }
 
+/* Appends text to out as the body of a JSON string; false when it does not fit. */
+static bool json_escape(char *out, size_t out_size, size_t *used, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)(text != NULL ? text : ""); *c != '\0'; c++) {
+        char chunk[8];
+        int len;
+        if (*c == '"' || *c == '\\') {
+            len = snprintf(chunk, sizeof chunk, "\\%c", *c);
+        } else if (*c < 0x20) {
+            len = snprintf(chunk, sizeof chunk, "\\u%04x", *c);
+        } else {
+            chunk[0] = (char)*c;
+            len = 1;
+        }
+        if (len < 0 || *used + (size_t)len >= out_size) {
+            return false;
+        }
+        memcpy(out + *used, chunk, (size_t)len);
+        *used += (size_t)len;
+    }
+    out[*used] = '\0';
+    return true;
+}
+
+static void publish_presence(const char *pk, const char *dn, const char *event, struct mosquitto *client)
+{
+    char topic[ALIYUN_AUTH_PRODUCT_KEY_MAX + ALIYUN_AUTH_DEVICE_NAME_MAX + 32];
+    int topic_len = snprintf(topic, sizeof topic, "$aliyun/presence/%s/%s", pk, dn);
+    char body[512];
+    int head = snprintf(body, sizeof body, "{\"event\":\"%s\",\"clientId\":\"", event);
+    if (topic_len < 0 || (size_t)topic_len >= sizeof topic || head < 0 || (size_t)head >= sizeof body) {
+        return;
+    }
+    size_t used = (size_t)head;
+    bool fits = json_escape(body, sizeof body, &used, mosquitto_client_id(client));
+    int middle = fits ? snprintf(body + used, sizeof body - used, "\",\"ip\":\"") : -1;
+    fits = middle >= 0 && used + (size_t)middle < sizeof body;
+    if (fits) {
+        used += (size_t)middle;
+        fits = json_escape(body, sizeof body, &used, mosquitto_client_address(client));
+    }
+    int tail = fits ? snprintf(body + used, sizeof body - used, "\",\"ts\":%lld}", now_ms()) : -1;
+    if (tail < 0 || used + (size_t)tail >= sizeof body) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: presence of '%s' too long to publish", dn);
+        return;
+    }
+    used += (size_t)tail;
+    int rc = mosquitto_broker_publish_copy(NULL, topic, (int)used, body, 1, false, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: presence of '%s' not published (%d)", dn, rc);
+    }
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     (void)event;
@@ -174,6 +233,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
         return refuse(mqtt_id, "out of memory");
     }
     kick_older_connections(auth->client, username);
+    publish_presence(pk, dn, "online", auth->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -235,7 +295,13 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     (void)event;
     (void)userdata;
     const struct mosquitto_evt_disconnect *disconnect = event_data;
-    connected_ids_remove(disconnect->client);
+    const char *username = mosquitto_client_username(disconnect->client);
+    char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
+    char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (connected_ids_remove(disconnect->client) && username != NULL && !connected_ids_username_held(username)
+        && split_username(username, dn, sizeof dn, pk, sizeof pk)) {
+        publish_presence(pk, dn, "offline", disconnect->client);
+    }
     return MOSQ_ERR_SUCCESS;
 }
 

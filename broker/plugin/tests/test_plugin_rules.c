@@ -173,8 +173,10 @@ static void test_connected_ids(void)
         CHECK(connected_ids_add(&b, "id2", "dn2&pk")); /* re-adding replaces, and growth keeps entries */
     }
     CHECK(connected_ids_taken_by_other("id2", "dn1&pk"));
-    connected_ids_remove(&c);
-    connected_ids_remove(&a);
+    CHECK(!connected_ids_remove(&c));
+    CHECK(connected_ids_username_held("dn1&pk"));
+    CHECK(connected_ids_remove(&a));
+    CHECK(!connected_ids_username_held("dn1&pk"));
     CHECK(!connected_ids_taken_by_other("id1", "dn2&pk"));
     CHECK(connected_ids_taken_by_other("id2", "dn1&pk"));
     connected_ids_clear();
