@@ -101,3 +101,19 @@ def test_console_file_is_private_and_gone_after_stop_and_no_password_in_output(
         assert password not in text
         for device in running_broker.devices:
             assert device.device_secret not in text
+
+
+def _listed(rb: RunningBroker, name: str) -> dict:
+    listed = json.loads(rb.cloud("devices", "--json").stdout)["devices"]
+    return next(d for d in listed if d["device_name"] == name)
+
+
+def test_devices_shows_presence_from_the_broker(running_broker: RunningBroker) -> None:
+    name = running_broker.devices[0].device_name
+    with running_broker.device() as device:
+        time.sleep(0.3)
+        shown = _listed(running_broker, name)
+        assert shown["online"] is True and shown["last_ip"] == "127.0.0.1"
+        assert shown["client_id"] == device.credentials.client_id and shown["since_ms"] > 0
+    time.sleep(0.5)
+    assert _listed(running_broker, name)["online"] is False
