@@ -29,6 +29,7 @@ from typing import TextIO
 
 from provision.atomic import write_private_file
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
+from provision.cloud.endpoint import CONSOLE_FILE, CONSOLE_USERNAME, ConsoleEndpoint, new_console_password
 from provision.cloud.platform_run import PlatformRun
 from provision.credentials import Device, load_devices
 from provision.errors import EnvironmentProblem, InputError
@@ -105,9 +106,11 @@ def parse_route(text: str) -> Route:
     return Route(from_filter, to_topic)
 
 
-def rules_text(devices: Sequence[Device], routes: Sequence[Route]) -> str:
+def rules_text(devices: Sequence[Device], routes: Sequence[Route], console_password: str | None = None) -> str:
     """The plugin's rules file (format in broker/plugin/src/device_rules.h). Holds secrets: write it 0600."""
     lines = ["# written by provision broker; deleted when the broker stops"]
+    if console_password is not None:
+        lines.append(f"console\t{console_password}")
     lines += [f"device\t{d.product_key}\t{d.device_name}\t{d.device_secret}" for d in devices]
     lines += [f"route\t{r.from_filter}\t{r.to_topic}" for r in routes]
     return "\n".join(lines) + "\n"
@@ -268,6 +271,12 @@ class BrokerProcess:
         self.tcp_port = settings.tcp_port
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._console: ConsoleEndpoint | None = None
+
+    @property
+    def console_endpoint(self) -> ConsoleEndpoint | None:
+        """The console principal's login of this run (None when stopped); also in the cert dir's console.json."""
+        return self._console
 
     @property
     def pid(self) -> int | None:
@@ -306,7 +315,10 @@ class BrokerProcess:
         self._run_dir = Path(tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-"))
         try:
             rules = self._run_dir / "rules"
-            write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
+            console_password = new_console_password()
+            write_private_file(
+                rules, rules_text(self.settings.devices, self.settings.routes, console_password).encode()
+            )
             config = self._run_dir / "mosquitto.conf"
             config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
             # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
@@ -334,6 +346,13 @@ class BrokerProcess:
         # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once the ports
         # listen the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
         rules.unlink()
+        certs = self.settings.certs
+        # a wildcard listen address is reached on loopback by a console on this machine
+        console_host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host  # noqa: S104
+        self._console = ConsoleEndpoint(
+            console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, console_password, self._process.pid
+        )
+        self._console.write(certs.ca_cert.parent)
 
     def log_tail(self, lines: int = 5) -> list[str]:
         if self.log_file is None or not self.log_file.is_file():
@@ -362,6 +381,10 @@ class BrokerProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._console is not None:
+            self._console = None
+            with contextlib.suppress(OSError):
+                (self.settings.certs.ca_cert.parent / CONSOLE_FILE).unlink()
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None

@@ -107,6 +107,9 @@ int device_rules_load(const char *path, device_rules_t *rules, char *error, size
             rc = add_device(rules, fields);
         } else if (strcmp(fields[0], "route") == 0 && count == 3) {
             rc = add_route(rules, fields);
+        } else if (strcmp(fields[0], "console") == 0 && count == 2 && rules->console_password[0] == '\0'
+                   && fields[1][0] != '\0') {
+            rc = copy_field(rules->console_password, sizeof rules->console_password, fields[1]);
         } else {
             rc = -1;
         }

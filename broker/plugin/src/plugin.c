@@ -67,6 +67,23 @@ static bool split_username(const char *username, char *dn, size_t dn_size, char 
     return product_key_valid(pk) && device_name_valid(dn);
 }
 
+/* The console principal (provision.cloud.endpoint.CONSOLE_USERNAME): no device username can be it (theirs hold
+ * '&'). It may use every topic, connects with any client id, any number of times, and is never kicked. */
+#define CONSOLE_USERNAME "$console"
+
+static bool equal_constant_time(const char *expected, const char *given)
+{
+    size_t len = strlen(expected);
+    if (strlen(given) != len) {
+        return false;
+    }
+    unsigned diff = 0;
+    for (size_t i = 0; i < len; i++) {
+        diff |= (unsigned)((unsigned char)expected[i] ^ (unsigned char)given[i]);
+    }
+    return diff == 0;
+}
+
 static bool hex_equal_constant_time(const char *expected, const char *given)
 {
     size_t len = strlen(expected);
@@ -178,6 +195,13 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     if (auth->username == NULL || auth->password == NULL) {
         return refuse(mqtt_id, "username and password are required");
     }
+    if (strcmp(auth->username, CONSOLE_USERNAME) == 0) {
+        if (state->rules.console_password[0] == '\0'
+            || !equal_constant_time(state->rules.console_password, auth->password)) {
+            return refuse(mqtt_id, "bad console password");
+        }
+        return MOSQ_ERR_SUCCESS;
+    }
     client_id_t id;
     client_id_status_t id_status = client_id_parse(mqtt_id, &id);
     if (id_status != CLIENT_ID_OK) {
@@ -245,6 +269,9 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     const char *username = mosquitto_client_username(acl->client);
     char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
     char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (username != NULL && strcmp(username, CONSOLE_USERNAME) == 0) {
+        return MOSQ_ERR_SUCCESS;
+    }
     if (username == NULL || !split_username(username, dn, sizeof dn, pk, sizeof pk)) {
         return MOSQ_ERR_ACL_DENIED;
     }

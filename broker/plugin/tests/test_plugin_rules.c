@@ -125,7 +125,19 @@ static void test_rules_file(const char *dir)
     const device_entry_t *d = device_rules_find(&rules, "pk", "dn2");
     CHECK(d != NULL && strcmp(d->device_secret, "secret2") == 0);
     CHECK(device_rules_find(&rules, "pk", "dn3") == NULL);
+    CHECK(rules.console_password[0] == '\0');
     device_rules_free(&rules);
+
+    f = fopen(path, "w");
+    fputs("console\tpw-1\ndevice\tpk\tdn1\tsecret1\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) == 0);
+    CHECK(strcmp(rules.console_password, "pw-1") == 0);
+    device_rules_free(&rules);
+    f = fopen(path, "w");
+    fputs("console\tpw-1\nconsole\tpw-2\n", f);
+    fclose(f);
+    CHECK(device_rules_load(path, &rules, error, sizeof error) != 0);
 
     f = fopen(path, "w");
     fputs("device\tpk\tdn1\n", f);
