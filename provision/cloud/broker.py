@@ -436,7 +436,9 @@ def run_foreground(
         raise InputError(f"--max-skew {max_skew_s}: must be 0 (off) or a number of seconds")
     devices = tuple(load_devices(csv_path))
     certs = ensure_certificates(cert_dir, sans, key_type)
-    platform = PlatformRun(certs, cert_dir)
+    # a wildcard listen address is no address to put in a download URL: the first SAN is what boards reach
+    url_host = (sans[0] if sans else "127.0.0.1") if host in ("0.0.0.0", "::") else host  # noqa: S104
+    platform = PlatformRun(certs, cert_dir, host, url_host)
     settings = BrokerSettings(
         devices=devices,
         certs=certs,
