@@ -26,6 +26,7 @@
 #include "client_id.h"
 #include "connected_ids.h"
 #include "device_rules.h"
+#include "server_subs.h"
 #include "topic_rules.h"
 
 /* Aliyun: keep-alive must be 30..1200 s ("MQTT keepalive", MQTT-TCP connection docs). */
@@ -253,7 +254,9 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
         /* Mosquitto would hand the id to the newcomer and close the first device: the platform refuses instead */
         return refuse(mqtt_id, "client id in use by another device");
     }
-    if (!connected_ids_add(auth->client, id.id, username)) {
+    if (!connected_ids_add(auth->client, id.id, username)
+        || (id.server_subscribe && !server_subs_add(auth->client, mqtt_id, pk, dn))) {
+        connected_ids_remove(auth->client);
         return refuse(mqtt_id, "out of memory");
     }
     kick_older_connections(auth->client, username);
@@ -277,6 +280,11 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     }
     topic_direction_t direction = acl->access == MOSQ_ACL_WRITE ? TOPIC_UP : TOPIC_DOWN;
     if (topic_allowed_for_device(pk, dn, acl->topic, direction)) {
+        if (acl->access == MOSQ_ACL_SUBSCRIBE) {
+            server_subs_note_subscribe(acl->client, acl->topic);
+        } else if (acl->access == MOSQ_ACL_UNSUBSCRIBE) {
+            server_subs_note_unsubscribe(acl->client, acl->topic);
+        }
         return MOSQ_ERR_SUCCESS;
     }
     if (acl->access != MOSQ_ACL_READ) {
@@ -285,6 +293,16 @@ static int on_acl_check(int event, void *event_data, void *userdata)
                              mosquitto_client_id(acl->client));
     }
     return MOSQ_ERR_ACL_DENIED;
+}
+
+static void deliver_server_subscribed(const char *mqtt_client_id, void *context)
+{
+    const struct mosquitto_evt_message *message = context;
+    int rc = mosquitto_broker_publish_copy(mqtt_client_id, message->topic, (int)message->payloadlen, message->payload,
+                                           1, false, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: _ss delivery to '%s' failed (%d)", mqtt_client_id, rc);
+    }
 }
 
 /* Every PUBLISH a client of this listener sends, before Mosquitto stores or forwards it (Mosquitto 2.0
@@ -303,6 +321,7 @@ static int on_message(int event, void *event_data, void *userdata)
     /* The platform keeps no retained messages: the flag is dropped, so nothing is replayed to later
      * subscribers (Aliyun "MQTT standard": retained messages not supported). */
     message->retain = false;
+    server_subs_targets(message->topic, deliver_server_subscribed, message);
     for (size_t i = 0; i < state->rules.route_count; i++) {
         const route_entry_t *route = &state->rules.routes[i];
         if (!topic_filter_matches(route->from_filter, message->topic)) {
@@ -325,6 +344,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     const char *username = mosquitto_client_username(disconnect->client);
     char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
     char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    server_subs_remove(disconnect->client);
     if (connected_ids_remove(disconnect->client) && username != NULL && !connected_ids_username_held(username)
         && split_username(username, dn, sizeof dn, pk, sizeof pk)) {
         publish_presence(pk, dn, "offline", disconnect->client);
@@ -421,6 +441,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     mosquitto_callback_unregister(state->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_MESSAGE, on_message, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    server_subs_clear();
     connected_ids_clear(); /* cleanup runs at shutdown only: no listener is left to use the table */
     device_rules_free(&state->rules);
     free(state);

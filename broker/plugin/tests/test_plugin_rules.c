@@ -7,6 +7,7 @@
 #include "client_id.h"
 #include "connected_ids.h"
 #include "device_rules.h"
+#include "server_subs.h"
 #include "topic_rules.h"
 
 static int failures;
@@ -195,8 +196,55 @@ static void test_connected_ids(void)
     CHECK(!connected_ids_taken_by_other("id2", "dn1&pk"));
 }
 
+static int deliveries;
+static void count_delivery(const char *mqtt_client_id, void *context)
+{
+    (void)context;
+    CHECK(strcmp(mqtt_client_id, "pk.dn|_ss=1|") == 0);
+    deliveries++;
+}
+
+static void test_server_subs(void)
+{
+    client_id_t id;
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1,_ss=1|", &id) == CLIENT_ID_OK && id.server_subscribe);
+    CHECK(client_id_parse("a|securemode=2,signmethod=hmacsha1,_ss=0|", &id) == CLIENT_ID_OK && !id.server_subscribe);
+    const char *down[] = {"/sys/pk/dn/thing/service/property/set", "/sys/pk/dn/thing/service/reboot",
+                          "/sys/pk/dn/thing/event/property/post_reply", "/sys/pk/dn/thing/event/alarm/post_reply",
+                          "/sys/pk/dn/thing/service/reboot_reply", "/sys/pk/dn/rrpc/request/123",
+                          "/ext/ntp/pk/dn/response", "/ota/device/upgrade/pk/dn", "/shadow/get/pk/dn",
+                          "/broadcast/pk/news/today"};
+    for (size_t i = 0; i < sizeof down / sizeof down[0]; i++) {
+        CHECK(server_subs_topic_for_device("pk", "dn", down[i]));
+    }
+    const char *not_down[] = {"/sys/pk/dn/thing/event/property/post", "/sys/pk/dn2/thing/service/property/set",
+                              "/sys/pk/dn/rrpc/request/1/x", "/ext/ntp/pk/dn/request", "/ota/device/upgrade/pk/dn2",
+                              "/shadow/update/pk/dn", "/broadcast/pk2/news", "/pk/dn/user/get", "/sys/pk/dnx/a_reply"};
+    for (size_t i = 0; i < sizeof not_down / sizeof not_down[0]; i++) {
+        CHECK(!server_subs_topic_for_device("pk", "dn", not_down[i]));
+    }
+    int a, b;
+    CHECK(server_subs_add(&a, "pk.dn|_ss=1|", "pk", "dn"));
+    server_subs_note_subscribe(&b, "#"); /* not registered: ignored */
+    server_subs_targets("/sys/pk/dn/thing/service/property/set", count_delivery, NULL);
+    CHECK(deliveries == 1);
+    server_subs_note_subscribe(&a, "/sys/pk/dn/thing/service/+/+");
+    server_subs_targets("/sys/pk/dn/thing/service/property/set", count_delivery, NULL);
+    CHECK(deliveries == 1); /* subscribed: Mosquitto delivers it, not the plugin */
+    server_subs_targets("/sys/pk/dn/thing/event/property/post_reply", count_delivery, NULL);
+    CHECK(deliveries == 2);
+    server_subs_note_unsubscribe(&a, "/sys/pk/dn/thing/service/+/+");
+    server_subs_targets("/sys/pk/dn/thing/service/property/set", count_delivery, NULL);
+    CHECK(deliveries == 3);
+    server_subs_remove(&a);
+    server_subs_targets("/sys/pk/dn/thing/service/property/set", count_delivery, NULL);
+    CHECK(deliveries == 3);
+    server_subs_clear();
+}
+
 int main(int argc, char **argv)
 {
+    test_server_subs();
     test_connected_ids();
     test_client_id();
     test_topics();
