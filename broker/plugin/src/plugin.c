@@ -72,6 +72,13 @@ static bool split_username(const char *username, char *dn, size_t dn_size, char 
  * '&'). It may use every topic, connects with any client id, any number of times, and is never kicked. */
 #define CONSOLE_USERNAME "$console"
 
+/* The connection whose MOSQ_EVT_DISCONNECT ran last. Mosquitto 2.0 never shows a plugin the will at CONNECT
+ * (handle__connect reads it with no ACL check and the basic-auth event does not carry it), so it cannot be
+ * refused there; context__disconnect runs the disconnect event, then context__send_will, whose WRITE ACL check
+ * is the first one after it for that connection: denying it drops the will, as the platform has none.
+ * Cleared by the next CONNECT, before a new connection could reuse the address. */
+static const void *disconnecting_client;
+
 static bool equal_constant_time(const char *expected, const char *given)
 {
     size_t len = strlen(expected);
@@ -193,6 +200,7 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     const plugin_state_t *state = userdata;
     const char *mqtt_id = mosquitto_client_id(auth->client);
 
+    disconnecting_client = NULL;
     if (auth->username == NULL || auth->password == NULL) {
         return refuse(mqtt_id, "username and password are required");
     }
@@ -272,6 +280,12 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     const char *username = mosquitto_client_username(acl->client);
     char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
     char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (acl->access == MOSQ_ACL_WRITE && acl->client == disconnecting_client) {
+        disconnecting_client = NULL;
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "aliyun-auth: dropped the will of '%s': the platform has no will",
+                             mosquitto_client_id(acl->client));
+        return MOSQ_ERR_ACL_DENIED;
+    }
     if (username != NULL && strcmp(username, CONSOLE_USERNAME) == 0) {
         return MOSQ_ERR_SUCCESS;
     }
@@ -341,6 +355,7 @@ static int on_disconnect(int event, void *event_data, void *userdata)
     (void)event;
     (void)userdata;
     const struct mosquitto_evt_disconnect *disconnect = event_data;
+    disconnecting_client = disconnect->client;
     const char *username = mosquitto_client_username(disconnect->client);
     char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
     char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
