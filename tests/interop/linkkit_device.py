@@ -5,7 +5,7 @@ stdin: one JSON object {"host", "port", "ca_file", "product_key", "device_name",
 (the secret travels on stdin, never in argv). stdout: one JSON object a line for every SDK callback and step
 result, ending with {"event": "done"}. Steps, run in order once connected:
   {"do": "post_properties", "count": N, "params": {...}}  thing_post_property N times, each after the reply to
-                                                           the one before (or 2 s without it)
+                                                           the one before (or 1 s without it)
   {"do": "await_property_set", "seconds": S}               the SDK's on_thing_prop_changed, within S seconds
   {"do": "report_version", "version": V}                   ota_report_version(None, V)
   {"do": "wait", "seconds": S}                             let callbacks arrive
@@ -86,7 +86,7 @@ def run_step(device: Any, step: dict[str, Any], replies: threading.Semaphore, pr
             rc, request_id = device.thing_post_property(step["params"])
             emit("prop_post", index=index, rc=rc, id=request_id)
             if rc == 0:
-                replies.acquire(timeout=2)
+                replies.acquire(timeout=1)
     elif step["do"] == "await_property_set":
         emit("await_property_set", arrived=property_set.wait(step["seconds"]))
     elif step["do"] == "report_version":
