@@ -100,6 +100,11 @@ class NodeDevice:
             if wanted(event):
                 return event
 
+    def kill(self) -> None:
+        """SIGKILL the node process: the connection drops without a DISCONNECT, as when a device loses power."""
+        self._process.kill()
+        self._process.wait()
+
     def close(self) -> None:
         if self._process.poll() is None:
             self.send({"do": "end"})
