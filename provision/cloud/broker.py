@@ -84,6 +84,9 @@ class BrokerSettings:
     extra_config: tuple[str, ...] = field(default=())
     # Nagle's algorithm with delayed ACKs cost ~48 ms of a 69 ms connect (issue 13); off only for the bench's anchor
     tcp_nodelay: bool = True
+    # console.json once Mosquitto listens; off where a platform service records it itself once it answers
+    # (run_foreground: a console that finds the file must find the service ready)
+    write_console_file: bool = True
 
 
 def parse_route(text: str) -> Route:
@@ -352,7 +355,8 @@ class BrokerProcess:
         self._console = ConsoleEndpoint(
             console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, console_password, self._process.pid
         )
-        self._console.write(certs.ca_cert.parent)
+        if self.settings.write_console_file:
+            self._console.write(certs.ca_cert.parent)
 
     def log_tail(self, lines: int = 5) -> list[str]:
         if self.log_file is None or not self.log_file.is_file():
@@ -381,10 +385,10 @@ class BrokerProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
-        if self._console is not None:
-            self._console = None
+        if self._console is not None and self.settings.write_console_file:
             with contextlib.suppress(OSError):
                 (self.settings.certs.ca_cert.parent / CONSOLE_FILE).unlink()
+        self._console = None
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
@@ -449,6 +453,7 @@ def run_foreground(
         routes=parsed_routes,
         plugin=plugin,
         extra_config=platform.extra_config,
+        write_console_file=False,  # the platform service writes it once it answers
     )
     broker = BrokerProcess(settings)
     stopping = False
