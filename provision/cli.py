@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from provision import __version__
+from provision.cloud.commands import cloud_group
 from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
 from provision.station.commands import erase_command, flash_command, ledger_group
 
@@ -58,6 +59,13 @@ def sntp_serve(host: str, port: int, skew_s: float) -> None:
 @click.option("--max-skew", "max_skew_s", default=0, show_default=True, type=int, help="Seconds; 0: off.")
 @click.option("--route", "routes", multiple=True, help="FROM_TOPIC_FILTER=TO_TOPIC message forwarding (repeatable).")
 @click.option("--plugin", type=click.Path(dir_okay=False, path_type=Path), help="Prebuilt plugin (default: build it).")
+@click.option(
+    "--key-type",
+    type=click.Choice(["rsa", "ecdsa"]),
+    default="rsa",
+    show_default=True,
+    help="Server certificate key (RSA as Alibaba's endpoint; ecdsa: P-256).",
+)
 def broker_command(
     csv_path: Path,
     host: str,
@@ -69,6 +77,7 @@ def broker_command(
     max_skew_s: int,
     routes: tuple[str, ...],
     plugin: Path | None,
+    key_type: str,
 ) -> None:
     """Run a local stand-in for Alibaba Cloud IoT's MQTT endpoint (Mosquitto) until Ctrl-C or SIGTERM."""
     from provision.cloud.broker import run_foreground
@@ -85,6 +94,7 @@ def broker_command(
         routes=routes,
         plugin=plugin,
         out=sys.stdout,
+        key_type=key_type,
     )
 
 
@@ -254,6 +264,7 @@ def tsl_render_command(tsl_path: Path, out_dir: Path, check: bool) -> None:
 cli.add_command(flash_command)
 cli.add_command(ledger_group)
 cli.add_command(erase_command)
+cli.add_command(cloud_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -28,6 +29,8 @@ from typing import TextIO
 
 from provision.atomic import write_private_file
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
+from provision.cloud.endpoint import CONSOLE_FILE, CONSOLE_USERNAME, ConsoleEndpoint, new_console_password
+from provision.cloud.platform_run import PlatformRun
 from provision.credentials import Device, load_devices
 from provision.errors import EnvironmentProblem, InputError
 
@@ -38,6 +41,7 @@ __all__ = [
     "build_plugin",
     "die_with_parent",
     "parse_route",
+    "remove_leftover_run_dirs",
     "rules_text",
     "run_foreground",
 ]
@@ -48,6 +52,13 @@ PLUGIN_BUILD = REPO_ROOT / "build" / "broker-plugin"
 PLUGIN_NAME = "aliyun_broker_auth.so"
 _FILTER_LEVEL = re.compile(r"[^+#]*|\+|#")
 _START_TIMEOUT_S = 10.0
+_RUN_DIR_PREFIX = "provision-broker-"
+# Aliyun "Limits": payloads up to 256 KB. Mosquitto drops a connection whose packet announces more than
+# max_packet_size as soon as it has read the remaining-length field, before it allocates the packet (2.0
+# lib/packet_mosq.c packet__read), so a huge pre-auth CONNECT is never held. 1 KiB of room is left for the
+# PUBLISH header and topic, so the plugin sees a payload just over 256 KB and refuses it with a log line.
+PAYLOAD_MAX_BYTES = 256 * 1024
+MAX_PACKET_BYTES = PAYLOAD_MAX_BYTES + 1024
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,11 @@ class BrokerSettings:
     routes: tuple[Route, ...] = ()
     plugin: Path | None = None
     extra_config: tuple[str, ...] = field(default=())
+    # Nagle's algorithm with delayed ACKs cost ~48 ms of a 69 ms connect (issue 13); off only for the bench's anchor
+    tcp_nodelay: bool = True
+    # console.json once Mosquitto listens; off where a platform service records it itself once it answers
+    # (run_foreground: a console that finds the file must find the service ready)
+    write_console_file: bool = True
 
 
 def parse_route(text: str) -> Route:
@@ -93,9 +109,11 @@ def parse_route(text: str) -> Route:
     return Route(from_filter, to_topic)
 
 
-def rules_text(devices: Sequence[Device], routes: Sequence[Route]) -> str:
+def rules_text(devices: Sequence[Device], routes: Sequence[Route], console_password: str | None = None) -> str:
     """The plugin's rules file (format in broker/plugin/src/device_rules.h). Holds secrets: write it 0600."""
     lines = ["# written by provision broker; deleted when the broker stops"]
+    if console_password is not None:
+        lines.append(f"console\t{console_password}")
     lines += [f"device\t{d.product_key}\t{d.device_name}\t{d.device_secret}" for d in devices]
     lines += [f"route\t{r.from_filter}\t{r.to_topic}" for r in routes]
     return "\n".join(lines) + "\n"
@@ -135,6 +153,9 @@ def _listener_block(port: int, host: str, plugin: Path, rules: Path, secure_mode
         f"plugin_opt_rules {rules}",
         f"plugin_opt_securemode {secure_mode}",
         f"plugin_opt_max_skew_s {max_skew_s}",
+        # The platform has no QoS 2: a QoS 2 SUBSCRIBE is granted QoS 1 (2.0 handle_subscribe.c caps it at
+        # the listener's max_qos), a QoS 2 PUBLISH or will closes the connection.
+        "max_qos 1",
     ]
 
 
@@ -149,6 +170,8 @@ def mosquitto_config(
         # Mosquitto drops root privileges to `mosquitto` by default; the rules file is ours and 0600.
         f"user {getpass.getuser()}",
         "connection_messages true",
+        f"max_packet_size {MAX_PACKET_BYTES}",
+        f"set_tcp_nodelay {'true' if settings.tcp_nodelay else 'false'}",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         "log_type error",
         "log_type warning",
@@ -187,6 +210,45 @@ def die_with_parent() -> None:
     libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_leftover_run_dirs(temp_dir: Path | None = None) -> list[Path]:
+    """Delete run directories (with their rules file of DeviceSecrets) of broker runs that were SIGKILLed.
+
+    A run directory is named `provision-broker-<pid>-<random>`; it is a leftover when no process has that
+    pid any more. One without a pid (named by older versions) is a leftover once a minute old: a live run
+    needs its directory only until Mosquitto listens. Directories of other users are skipped.
+
+    Returns:
+        The directories removed.
+    """
+    base = Path(temp_dir or tempfile.gettempdir())
+    removed: list[Path] = []
+    for candidate in base.glob(f"{_RUN_DIR_PREFIX}*"):
+        pid_text = candidate.name[len(_RUN_DIR_PREFIX) :].split("-", 1)[0]
+        try:
+            info = candidate.lstat()
+        except OSError:
+            continue
+        if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+            continue
+        if pid_text.isdigit() and _pid_alive(int(pid_text)):
+            continue
+        if not pid_text.isdigit() and time.time() - info.st_mtime < 60:
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    return removed
+
+
 def _free_port(host: str) -> int:
     """A port the kernel considers free now (another process may still take it: callers retry)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -212,6 +274,12 @@ class BrokerProcess:
         self.tcp_port = settings.tcp_port
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._console: ConsoleEndpoint | None = None
+
+    @property
+    def console_endpoint(self) -> ConsoleEndpoint | None:
+        """The console principal's login of this run (None when stopped); also in the cert dir's console.json."""
+        return self._console
 
     @property
     def pid(self) -> int | None:
@@ -246,10 +314,14 @@ class BrokerProcess:
         taken = ports & _listening_ports()
         if taken:
             raise EnvironmentProblem(f"port {min(taken)} is already in use: choose another with --port/--tcp-port")
-        self._run_dir = Path(tempfile.mkdtemp(prefix="provision-broker-"))
+        remove_leftover_run_dirs()
+        self._run_dir = Path(tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-"))
         try:
             rules = self._run_dir / "rules"
-            write_private_file(rules, rules_text(self.settings.devices, self.settings.routes).encode())
+            console_password = new_console_password()
+            write_private_file(
+                rules, rules_text(self.settings.devices, self.settings.routes, console_password).encode()
+            )
             config = self._run_dir / "mosquitto.conf"
             config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
             # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
@@ -277,6 +349,14 @@ class BrokerProcess:
         # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once the ports
         # listen the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
         rules.unlink()
+        certs = self.settings.certs
+        # a wildcard listen address is reached on loopback by a console on this machine
+        console_host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host  # noqa: S104
+        self._console = ConsoleEndpoint(
+            console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, console_password, self._process.pid
+        )
+        if self.settings.write_console_file:
+            self._console.write(certs.ca_cert.parent)
 
     def log_tail(self, lines: int = 5) -> list[str]:
         if self.log_file is None or not self.log_file.is_file():
@@ -305,6 +385,10 @@ class BrokerProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._console is not None and self.settings.write_console_file:
+            with contextlib.suppress(OSError):
+                (self.settings.certs.ca_cert.parent / CONSOLE_FILE).unlink()
+        self._console = None
         if self._run_dir is not None:
             shutil.rmtree(self._run_dir, ignore_errors=True)
             self._run_dir = None
@@ -343,6 +427,7 @@ def run_foreground(
     routes: Sequence[str],
     plugin: Path | None,
     out: TextIO,
+    key_type: str = "rsa",
 ) -> None:
     """`provision broker`: start Mosquitto, print where it listens, stop cleanly on Ctrl-C or SIGTERM.
 
@@ -354,7 +439,10 @@ def run_foreground(
     if max_skew_s < 0:
         raise InputError(f"--max-skew {max_skew_s}: must be 0 (off) or a number of seconds")
     devices = tuple(load_devices(csv_path))
-    certs = ensure_certificates(cert_dir, sans)
+    certs = ensure_certificates(cert_dir, sans, key_type)
+    # a wildcard listen address is no address to put in a download URL: the first SAN is what boards reach
+    url_host = (sans[0] if sans else "127.0.0.1") if host in ("0.0.0.0", "::") else host  # noqa: S104
+    platform = PlatformRun(certs, cert_dir, host, url_host)
     settings = BrokerSettings(
         devices=devices,
         certs=certs,
@@ -364,6 +452,8 @@ def run_foreground(
         max_skew_s=max_skew_s,
         routes=parsed_routes,
         plugin=plugin,
+        extra_config=platform.extra_config,
+        write_console_file=False,  # the platform service writes it once it answers
     )
     broker = BrokerProcess(settings)
     stopping = False
@@ -374,7 +464,13 @@ def run_foreground(
         broker.request_stop()
 
     with _stop_on_signals(stop_now):
-        broker.start()
+        try:
+            broker.start()
+            platform.started(broker.pid)
+        except BaseException:
+            platform.stop()
+            broker.stop()
+            raise
         print(
             f"broker: mqtts://{host}:{broker.port} for {len(devices)} devices; clients trust {certs.ca_cert}", file=out
         )
@@ -382,6 +478,7 @@ def run_foreground(
             print(f"broker: mqtt://{host}:{broker.tcp_port} (securemode 3)", file=out)
         print("broker: Ctrl-C stops it", file=out, flush=True)
         status = broker.wait()
+        platform.stop()
         broker.stop()
     if not stopping:
         raise EnvironmentProblem(f"mosquitto exited on its own (status {status}); its log is above")

@@ -2,7 +2,12 @@
 
 DIR/ca.pem is what clients trust (render it into the firmware with `provision render-ca --pem DIR/ca.pem`);
 DIR/ca.key and DIR/server.key are private (0600). The CA is made once; the server certificate is remade
-when its names change or it nears expiry, so a board flashed with DIR/ca.pem keeps working.
+when its names or its key type change or it nears expiry, so a board flashed with DIR/ca.pem keeps working.
+
+The server key is RSA 2048 by default: Alibaba's endpoint serves an RSA certificate, and the mbedtls Alibaba's
+C Link SDK bundles has RSA key exchange only, so it cannot handshake with an ECDSA server (issue 10).
+`key_type="ecdsa"` gives a P-256 server key instead. A new CA takes the same key type; an existing CA is
+kept whatever its type (boards hold it), and only the server certificate is remade.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from provision.atomic import PRIVATE_DIR_MODE, write_private_file
@@ -24,6 +29,7 @@ from provision.errors import InputError
 
 __all__ = [
     "DEFAULT_SANS",
+    "KEY_TYPES",
     "BrokerCertificates",
     "ensure_certificates",
     "issue_server_certificate",
@@ -37,6 +43,9 @@ SERVER_VALIDITY = dt.timedelta(days=365)
 RENEW_BEFORE = dt.timedelta(days=7)
 
 SanName = x509.IPAddress | x509.DNSName
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+KEY_TYPES: tuple[str, ...] = ("rsa", "ecdsa")
+_RSA_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -65,19 +74,31 @@ def parse_san(text: str) -> SanName:
     raise InputError(f"--san {text!r}: not an IP address or host name")
 
 
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    # P-256 ECDSA: supported by ESP-IDF's mbedtls defaults and by OpenSSL on the host.
-    return ec.generate_private_key(ec.SECP256R1())
+def _new_key(key_type: str) -> PrivateKey:
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS)
+    if key_type == "ecdsa":
+        # P-256 ECDSA: supported by ESP-IDF's mbedtls defaults and by OpenSSL on the host.
+        return ec.generate_private_key(ec.SECP256R1())
+    raise InputError(f"--key-type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_type_of(public_key: object) -> str | None:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "rsa"
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return "ecdsa"
+    return None
+
+
+def _key_pem(key: PrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
 
 
-def _make_ca(cert_dir: Path) -> None:
-    key = _new_key()
+def _make_ca(cert_dir: Path, key_type: str) -> None:
+    key = _new_key(key_type)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "provision broker test CA")])
     now = dt.datetime.now(dt.timezone.utc)
     cert = (
@@ -106,14 +127,15 @@ def issue_server_certificate(
     *,
     not_before: dt.datetime,
     not_after: dt.datetime,
+    key_type: str = "rsa",
 ) -> None:
     """Issue a server certificate for `sans` signed by the CA (tests use it for expired certificates)."""
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
-        raise InputError(f"{ca_key_path}: not an EC private key")
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise InputError(f"{ca_key_path}: not an EC or RSA private key")
     names = [parse_san(san) for san in sans]
-    key = _new_key()
+    key = _new_key(key_type)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, sans[0])]))
@@ -132,10 +154,12 @@ def issue_server_certificate(
     write_private_file(cert_out, cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _server_cert_current(certs: BrokerCertificates, sans: Sequence[str]) -> bool:
+def _server_cert_current(certs: BrokerCertificates, sans: Sequence[str], key_type: str) -> bool:
     if not certs.server_cert.is_file() or not certs.server_key.is_file():
         return False
     cert = x509.load_pem_x509_certificate(certs.server_cert.read_bytes())
+    if _key_type_of(cert.public_key()) != key_type:
+        return False
     ca = x509.load_pem_x509_certificate(certs.ca_cert.read_bytes())
     try:
         cert.verify_directly_issued_by(ca)
@@ -150,12 +174,17 @@ def _server_cert_current(certs: BrokerCertificates, sans: Sequence[str]) -> bool
     return have == {parse_san(san) for san in sans}
 
 
-def ensure_certificates(cert_dir: Path, extra_sans: Sequence[str] = ()) -> BrokerCertificates:
+def ensure_certificates(cert_dir: Path, extra_sans: Sequence[str] = (), key_type: str = "rsa") -> BrokerCertificates:
     """Make (or keep) the CA and a server certificate for DEFAULT_SANS plus `extra_sans`.
 
+    Args:
+        key_type: the server key, "rsa" (2048, the default, as the real endpoint) or "ecdsa" (P-256).
+
     Raises:
-        InputError: a SAN is neither an IP address nor a host name.
+        InputError: a SAN is neither an IP address nor a host name, or an unknown key type.
     """
+    if key_type not in KEY_TYPES:
+        raise InputError(f"--key-type {key_type!r}: expected one of {', '.join(KEY_TYPES)}")
     sans = list(dict.fromkeys([*DEFAULT_SANS, *extra_sans]))
     for san in sans:
         parse_san(san)
@@ -167,8 +196,8 @@ def ensure_certificates(cert_dir: Path, extra_sans: Sequence[str] = ()) -> Broke
         server_key=cert_dir / "server.key",
     )
     if not certs.ca_cert.is_file() or not certs.ca_key.is_file():
-        _make_ca(cert_dir)
-    if not _server_cert_current(certs, sans):
+        _make_ca(cert_dir, key_type)
+    if not _server_cert_current(certs, sans, key_type):
         now = dt.datetime.now(dt.timezone.utc)
         issue_server_certificate(
             certs.ca_cert,
@@ -178,5 +207,6 @@ def ensure_certificates(cert_dir: Path, extra_sans: Sequence[str] = ()) -> Broke
             certs.server_key,
             not_before=now - dt.timedelta(minutes=5),
             not_after=now + SERVER_VALIDITY,
+            key_type=key_type,
         )
     return certs

@@ -181,3 +181,56 @@ def test_a_start_that_fails_before_mosquitto_listens_leaves_no_secrets_file(
     with pytest.raises(KeyboardInterrupt), BrokerProcess(settings):
         pass
     assert list(run_root.iterdir()) == [], "the run directory with the secrets file is removed"
+
+
+def test_a_sigkill_during_start_leaves_secrets_that_the_next_start_removes(devices_csv, tmp_path, broker_plugin):
+    runs = tmp_path / "tmp"
+    runs.mkdir()
+    command = [sys.executable, "-m", "provision.cli", "broker", "--csv", str(devices_csv), "--cert-dir"]
+    command += [str(tmp_path / "certs"), "--port", "0", "--plugin", str(broker_plugin)]
+    env = {**os.environ, "TMPDIR": str(runs)}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not list(runs.glob("provision-broker-*/rules")) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the rules file lives until Mosquitto listens: kill inside that window
+    first.kill()
+    first.wait()
+    leftovers = list(runs.glob("provision-broker-*/rules"))
+    assert leftovers, "the kill landed outside the start window"
+    second = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        while (line := second.stdout.readline()) and not line.startswith("broker: Ctrl-C"):
+            pass
+        assert line, "the second broker did not start"
+        assert not any(path.exists() for path in leftovers), "the killed run's secrets file is still there"
+        assert not any(runs.glob("provision-broker-*/rules"))
+    finally:
+        second.terminate()
+        second.wait(timeout=10)
+
+
+def test_the_server_key_is_rsa_by_default_ecdsa_on_request_and_an_old_dir_follows(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    def server_key(certs):
+        return x509.load_pem_x509_certificate(certs.server_cert.read_bytes()).public_key()
+
+    assert isinstance(server_key(ensure_certificates(tmp_path / "new")), rsa.RSAPublicKey)
+    old = ensure_certificates(tmp_path / "old", key_type="ecdsa")  # a cert dir of an earlier version
+    assert isinstance(server_key(old), ec.EllipticCurvePublicKey)
+    ca = old.ca_cert.read_bytes()
+    again = ensure_certificates(tmp_path / "old")
+    assert isinstance(server_key(again), rsa.RSAPublicKey)
+    assert again.ca_cert.read_bytes() == ca, "boards flashed with the old CA keep working"
+    with pytest.raises(InputError):
+        ensure_certificates(tmp_path / "bad", key_type="dsa")
+
+
+def test_a_client_with_rsa_key_exchange_only_handshakes(broker, broker_certs):
+    # Alibaba's C Link SDK's mbedtls offers only TLS_RSA_* suites: it cannot use an ECDSA server key
+    context = ssl.create_default_context(cafile=str(broker_certs.ca_cert))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.set_ciphers("AES128-SHA256:AES256-SHA256:AES128-GCM-SHA256")
+    with socket.create_connection(("127.0.0.1", broker.port), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.cipher()[0] in ("AES128-SHA256", "AES256-SHA256", "AES128-GCM-SHA256")

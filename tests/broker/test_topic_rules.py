@@ -109,3 +109,19 @@ def test_routes_forward_one_devices_messages_to_anothers_topic(start_broker, dev
     # a topic outside the route's filter is not forwarded
     publisher.publish(f"/{pk}/{source.device_name}/other/cmd", b"no")
     assert listener.wait_message(1.0) is None
+
+
+def test_a_client_id_in_use_by_another_device_is_refused_for_the_newcomer(broker, devices, broker_certs, connect):
+    first = connect(devices[0], broker, client_id="shared-id", timestamp=1)
+    client, outcome = connect_device(
+        devices[1], host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert, client_id="shared-id", timestamp=1
+    )
+    client.close()
+    assert not outcome.accepted
+    time.sleep(0.3)
+    assert first.connected, "the first device keeps its connection"
+    assert "client id in use by another device" in broker.log_file.read_text()
+    # once the first device has gone, the id is free
+    first.close()
+    time.sleep(0.3)
+    connect(devices[1], broker, client_id="shared-id", timestamp=2)

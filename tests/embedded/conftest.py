@@ -3,8 +3,10 @@ the device under test. Every process started here (broker, host device) is stopp
 
 Roles, as on Alibaba Cloud IoT Platform:
 - the DUT: a device whose triple is in its NVS image;
-- the console: a second device connection (paho-mqtt, playing MQTT.fx). It may only use its own topics,
-  so the broker's forwarding rules (--route) carry its commands to the DUT and the DUT's posts back.
+- the platform: the broker's platform service (post_reply, NTP, shadow, OTA) and `platform_cert_dir`,
+  where the console commands (provision.cloud.console) find it;
+- the console device: a second device connection (paho-mqtt, MQTT.fx's role), kept for the one case of
+  the platform's rule-engine forwarding (--route).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from e2e_roles import SuiteDevices, console_topics, suite_routes
 from provision.atomic import write_private_file
 from provision.cloud.broker import REPO_ROOT, BrokerProcess, BrokerSettings, build_plugin, die_with_parent
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
+from provision.cloud.platform_run import PlatformRun
 from provision.credentials import Device, load_devices
 from provision.device_client import DeviceClient, connect_device
 from provision.gen_nvs import build_partition
@@ -154,6 +157,7 @@ def broker(
     suite_devices: SuiteDevices,
     suite_certs: BrokerCertificates,
     broker_plugin: Path,
+    platform_cert_dir: Path,
     tmp_path: Path,
 ) -> Iterator[BrokerProcess]:
     """The local broker for one test. `@pytest.mark.e2e_broker(...)` changes it:
@@ -165,6 +169,8 @@ def broker(
     if "dut_secret" in options:
         devices[0] = dataclasses.replace(suite_devices.dut, device_secret=options["dut_secret"])
     certs = options["certs"](tmp_path, suite_certs) if "certs" in options else suite_certs
+    # the platform's own listener keeps the suite's good certificate when a case gives the DUT a bad one
+    platform = PlatformRun(suite_certs, platform_cert_dir, backend.broker_listen, backend.broker_address)
     settings = BrokerSettings(
         devices=tuple(devices),
         certs=certs,
@@ -173,18 +179,31 @@ def broker(
         max_skew_s=int(options.get("max_skew_s", 0)),
         routes=suite_routes(suite_devices),
         plugin=broker_plugin,
+        extra_config=platform.extra_config,
     )
     process = BrokerProcess(settings, log_to=tmp_path / "mosquitto.log")
     process.start()
-    yield process
-    process.stop()
+    try:
+        platform.started(process.pid, restartable=True)
+        yield process
+    finally:
+        platform.stop()
+        process.stop()
+
+
+@pytest.fixture
+def platform_cert_dir(tmp_path: Path) -> Path:
+    """Where the test's platform records its console endpoint (console.json): `--cert-dir` of `provision cloud`."""
+    path = tmp_path / "platform"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture
 def console(
     broker: BrokerProcess, suite_devices: SuiteDevices, suite_certs: BrokerCertificates
 ) -> Iterator[DeviceClient]:
-    """The second client (MQTT.fx's role), subscribed to what the broker forwards from the DUT."""
+    """The second device (MQTT.fx's role), subscribed to what the broker's --route rules forward from the DUT."""
     device = suite_devices.console
     client, outcome = connect_device(device, host="127.0.0.1", port=broker.port, ca_file=suite_certs.ca_cert)
     try:

@@ -18,6 +18,7 @@ from e2e_lines import expect_line
 from e2e_roles import console_topics
 
 from provision.cloud.certs import BrokerCertificates, ensure_certificates, issue_server_certificate
+from provision.cloud.console import DeviceRef, console_session, set_property
 
 ONLINE_S = 10  # boot to subscribed, host scale (the goal is < 0.3 s: bench/e2e_bench.py measures it)
 
@@ -60,18 +61,19 @@ def test_wrong_nvs_keys_halt_with_a_reason(dut, backend, start_device, tmp_path)
     expect_line(dut, rb"aliyun: halted: [^\r\n]*NVS keys do not match[^\r\n]*", regex=True, timeout=backend.timeout(5))
 
 
-def test_an_led_command_from_the_console_switches_the_led(dut, backend, start_device, console, suite_devices):
+def test_an_led_command_from_the_cloud_switches_the_led(dut, backend, start_device, platform_cert_dir, suite_devices):
     start_device()
     _online(dut, backend)
-    topics = console_topics(suite_devices)
-    dn = suite_devices.dut.device_name
-    console.publish(topics.led, json.dumps({"dn": dn, "s": 1}))
-    expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
-    console.publish(topics.led, json.dumps({"dn": dn, "s": 0}))
-    expect_line(dut, "aliyun: led off", timeout=backend.timeout(5))
+    pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
+    with console_session(platform_cert_dir) as cloud:
+        cloud.publish(f"/{pk}/{dn}/user/setled", json.dumps({"dn": dn, "s": 1}))
+        expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
+        cloud.publish(f"/{pk}/{dn}/user/setled", json.dumps({"dn": dn, "s": 0}))
+        expect_line(dut, "aliyun: led off", timeout=backend.timeout(5))
 
 
 def test_an_led_command_for_another_device_name_is_ignored(dut, backend, start_device, console, suite_devices):
+    """The one case through the rule engine (--route): a second device's topic forwarded to the DUT."""
     start_device()
     _online(dut, backend)
     console.publish(console_topics(suite_devices).led, json.dumps({"dn": "someone-else", "s": 1}))
@@ -82,29 +84,20 @@ def test_an_led_command_for_another_device_name_is_ignored(dut, backend, start_d
     assert match.group(1) == b"led off"
 
 
-def _inbox(console, suffix: str, timeout_s: float) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while (left := deadline - time.monotonic()) > 0:
-        message = console.wait_message(left)
-        if message is not None and message.topic.endswith(suffix):
-            return json.loads(message.payload)
-    raise AssertionError(f"nothing on .../{suffix} within {timeout_s} s")
-
-
-def test_a_property_set_gets_its_reply_and_switches_the_led(dut, backend, start_device, console, suite_devices):
+def test_a_property_set_from_the_console_gets_its_reply_and_switches_the_led(
+    dut, backend, start_device, platform_cert_dir, suite_devices
+):
     start_device()
     _online(dut, backend)
-    request = {"id": "4711", "version": "1.0", "params": {"LightSwitch": 1}, "method": "thing.service.property.set"}
-    console.publish(console_topics(suite_devices).property_set, json.dumps(request))
+    device = DeviceRef(suite_devices.dut.product_key, suite_devices.dut.device_name)
+    result = set_property(platform_cert_dir, device, {"LightSwitch": 1}, backend.timeout(5))
     expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
-    expect_line(dut, "aliyun: property set id=4711 code=200", timeout=backend.timeout(5))
-    reply = _inbox(console, "set_reply", backend.timeout(5))
-    assert reply["id"] == "4711" and reply["code"] == 200 and reply["version"] == "1.0"
-    console.publish(
-        console_topics(suite_devices).property_set, json.dumps({"id": "4712", "params": {"LightSwitch": 7}})
-    )
-    expect_line(dut, "aliyun: property set id=4712 code=460", timeout=backend.timeout(5))
-    assert _inbox(console, "set_reply", backend.timeout(5))["code"] == 460
+    reply = result["reply"]
+    assert reply["id"] == result["sent"]["id"] and reply["code"] == 200 and reply["version"] == "1.0"
+    expect_line(dut, f"aliyun: property set id={reply['id']} code=200", timeout=backend.timeout(5))
+    refused = set_property(platform_cert_dir, device, {"LightSwitch": 7}, backend.timeout(5))["reply"]
+    assert refused["code"] == 460
+    expect_line(dut, f"aliyun: property set id={refused['id']} code=460", timeout=backend.timeout(5))
 
 
 INBOUND_MAX = 1024  # ALINK_INBOUND_MAX (alink_json.h); the firmware's MQTT buffer holds it whole (issue 14)
@@ -115,30 +108,40 @@ def _padded_setled(device_name: str, on: int, size: int) -> bytes:
     return (head + "x" * (size - len(head) - 2) + '"}').encode()
 
 
-def test_the_largest_allowed_command_arrives_whole(dut, backend, start_device, console, suite_devices):
+def test_the_largest_allowed_command_arrives_whole(dut, backend, start_device, platform_cert_dir, suite_devices):
     start_device()
     _online(dut, backend)
-    topic = console_topics(suite_devices).led
-    largest = _padded_setled(suite_devices.dut.device_name, 1, INBOUND_MAX)
+    pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
+    largest = _padded_setled(dn, 1, INBOUND_MAX)
     assert len(largest) == INBOUND_MAX and json.loads(largest)["s"] == 1
-    console.publish(topic, largest)
-    expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
-    console.publish(topic, _padded_setled(suite_devices.dut.device_name, 0, INBOUND_MAX + 1))
-    expect_line(dut, "aliyun: ignored message: too large", timeout=backend.timeout(5))
+    with console_session(platform_cert_dir) as cloud:
+        cloud.publish(f"/{pk}/{dn}/user/setled", largest.decode())
+        expect_line(dut, "aliyun: led on", timeout=backend.timeout(5))
+        cloud.publish(f"/{pk}/{dn}/user/setled", _padded_setled(dn, 0, INBOUND_MAX + 1).decode())
+        expect_line(dut, "aliyun: ignored message: too large", timeout=backend.timeout(5))
 
 
-def test_property_posts_are_valid_alink_json(dut, backend, start_device, console, suite_devices):
-    start_device()
-    _online(dut, backend)
-    ids = []
-    for _ in range(2):
-        post = _inbox(console, "post", backend.timeout(backend.post_period_s + 8))
-        assert post["version"] == "1.0"
-        assert post["method"] == "thing.event.property.post"
-        assert re.fullmatch(r"[0-9]{1,10}", post["id"])
-        assert post["params"]["LightSwitch"] in (0, 1)
-        assert isinstance(post["params"]["RSSI"], int)
-        ids.append(int(post["id"]))
+def test_property_posts_are_valid_alink_json_and_the_platform_answers_each(
+    dut, backend, start_device, platform_cert_dir, suite_devices
+):
+    pk, dn = suite_devices.dut.product_key, suite_devices.dut.device_name
+    post_topic = f"/sys/{pk}/{dn}/thing/event/property/post"
+    with console_session(platform_cert_dir) as cloud:
+        cloud.subscribe(post_topic, post_topic + "_reply")
+        start_device()
+        _online(dut, backend)
+        ids = []
+        for _ in range(2):
+            post = json.loads(cloud.wait_for(lambda m: m.topic == post_topic, backend.timeout(10), "post").payload)
+            assert post["version"] == "1.0"
+            assert post["method"] == "thing.event.property.post"
+            assert re.fullmatch(r"[0-9]{1,10}", post["id"])
+            assert post["params"]["LightSwitch"] in (0, 1)
+            assert isinstance(post["params"]["RSSI"], int)
+            reply_message = cloud.wait_for(lambda m: m.topic == post_topic + "_reply", backend.timeout(5), "reply")
+            reply = json.loads(reply_message.payload)
+            assert (reply["id"], reply["code"], reply["method"]) == (post["id"], 200, "thing.event.property.post")
+            ids.append(int(post["id"]))
     assert ids[1] > ids[0], "ids rise"
 
 

@@ -65,6 +65,8 @@ static client_id_status_t parse_pair(const char *pair, size_t len, client_id_t *
         memcpy(out->timestamp, value, value_len);
         out->timestamp[value_len] = '\0';
         out->has_timestamp = true;
+    } else if (key_is(pair, key_len, "_ss")) {
+        out->server_subscribe = value_len == 1 && value[0] == '1';
     }
     return CLIENT_ID_OK;
 }

@@ -27,6 +27,7 @@ typedef struct {
     aliyun_sign_method_t sign_method;
     bool has_timestamp;
     char timestamp[ALIYUN_AUTH_TIMESTAMP_MAX + 1];
+    bool server_subscribe; /* "_ss=1": the platform subscribes the device to its system topics */
 } client_id_t;
 
 client_id_status_t client_id_parse(const char *text, client_id_t *out);

@@ -1,4 +1,5 @@
 #include "device_rules.h"
+#include "topic_rules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,8 @@ static int add_device(device_rules_t *rules, char **fields)
     memset(entry, 0, sizeof *entry);
     if (copy_field(entry->product_key, sizeof entry->product_key, fields[1]) != 0
         || copy_field(entry->device_name, sizeof entry->device_name, fields[2]) != 0
-        || copy_field(entry->device_secret, sizeof entry->device_secret, fields[3]) != 0) {
+        || copy_field(entry->device_secret, sizeof entry->device_secret, fields[3]) != 0
+        || !product_key_valid(entry->product_key) || !device_name_valid(entry->device_name)) {
         memset(entry, 0, sizeof *entry);
         return -1;
     }
@@ -105,6 +107,9 @@ int device_rules_load(const char *path, device_rules_t *rules, char *error, size
             rc = add_device(rules, fields);
         } else if (strcmp(fields[0], "route") == 0 && count == 3) {
             rc = add_route(rules, fields);
+        } else if (strcmp(fields[0], "console") == 0 && count == 2 && rules->console_password[0] == '\0'
+                   && fields[1][0] != '\0') {
+            rc = copy_field(rules->console_password, sizeof rules->console_password, fields[1]);
         } else {
             rc = -1;
         }

@@ -3,6 +3,7 @@
  * One record a line, fields separated by one TAB:
  *     device <ProductKey> <DeviceName> <DeviceSecret>
  *     route  <from topic filter> <to topic>
+ *     console <password>     the console principal's password of this run (at most one record)
  * Empty lines and lines starting with '#' are ignored.
  */
 #ifndef DEVICE_RULES_H
@@ -23,11 +24,16 @@ typedef struct {
     char *to_topic;
 } route_entry_t;
 
+/* provision.cloud.endpoint.new_console_password makes 32 characters */
+#define DEVICE_RULES_CONSOLE_PASSWORD_MAX 128
+
 typedef struct {
     device_entry_t *devices;
     size_t device_count;
     route_entry_t *routes;
     size_t route_count;
+    /* empty: no console principal */
+    char console_password[DEVICE_RULES_CONSOLE_PASSWORD_MAX + 1];
 } device_rules_t;
 
 /* Loads path into *rules. On failure returns non-zero and writes "line N: what" into error. */

@@ -5,6 +5,12 @@
  *     plugin_opt_rules        the rules file (see device_rules.h)
  *     plugin_opt_securemode   2 (TLS listener) or 3 (plain TCP listener)
  *     plugin_opt_max_skew_s   refuse a signed timestamp further than this from the broker clock; 0: off
+ *
+ * Presence, for the console (provision.cloud.platform lists devices from it): on each device connect and
+ * disconnect the plugin publishes, QoS 1, not retained, to `$aliyun/presence/{pk}/{dn}`
+ *     {"event":"online"|"offline","clientId":"<full MQTT client id>","ip":"<peer address>","ts":<ms>}
+ * A connection taken over by a newer one of the same device publishes no "offline" (the device is online).
+ * No device can subscribe there: `$aliyun/...` is outside every device's topics.
  */
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -18,12 +24,17 @@
 
 #include "aliyun_auth.h"
 #include "client_id.h"
+#include "connected_ids.h"
 #include "device_rules.h"
+#include "server_subs.h"
 #include "topic_rules.h"
 
 /* Aliyun: keep-alive must be 30..1200 s ("MQTT keepalive", MQTT-TCP connection docs). */
 #define KEEPALIVE_MIN_S 30
 #define KEEPALIVE_MAX_S 1200
+
+/* Aliyun "Limits": a message payload is at most 256 KB; the platform closes a connection that sends more. */
+#define PAYLOAD_MAX_BYTES (256 * 1024)
 
 typedef struct {
     mosquitto_plugin_id_t *id;
@@ -54,7 +65,31 @@ static bool split_username(const char *username, char *dn, size_t dn_size, char 
     memcpy(dn, username, dn_len);
     dn[dn_len] = '\0';
     memcpy(pk, amp + 1, pk_len + 1);
-    return true;
+    return product_key_valid(pk) && device_name_valid(dn);
+}
+
+/* The console principal (provision.cloud.endpoint.CONSOLE_USERNAME): no device username can be it (theirs hold
+ * '&'). It may use every topic, connects with any client id, any number of times, and is never kicked. */
+#define CONSOLE_USERNAME "$console"
+
+/* The connection whose MOSQ_EVT_DISCONNECT ran last. Mosquitto 2.0 never shows a plugin the will at CONNECT
+ * (handle__connect reads it with no ACL check and the basic-auth event does not carry it), so it cannot be
+ * refused there; context__disconnect runs the disconnect event, then context__send_will, whose WRITE ACL check
+ * is the first one after it for that connection: denying it drops the will, as the platform has none.
+ * Cleared by the next CONNECT, before a new connection could reuse the address. */
+static const void *disconnecting_client;
+
+static bool equal_constant_time(const char *expected, const char *given)
+{
+    size_t len = strlen(expected);
+    if (strlen(given) != len) {
+        return false;
+    }
+    unsigned diff = 0;
+    for (size_t i = 0; i < len; i++) {
+        diff |= (unsigned)((unsigned char)expected[i] ^ (unsigned char)given[i]);
+    }
+    return diff == 0;
 }
 
 static bool hex_equal_constant_time(const char *expected, const char *given)
@@ -105,6 +140,59 @@ static void kick_older_connections(struct mosquitto *client, const char *usernam
     }
 }
 
+/* Appends text to out as the body of a JSON string; false when it does not fit. */
+static bool json_escape(char *out, size_t out_size, size_t *used, const char *text)
+{
+    for (const unsigned char *c = (const unsigned char *)(text != NULL ? text : ""); *c != '\0'; c++) {
+        char chunk[8];
+        int len;
+        if (*c == '"' || *c == '\\') {
+            len = snprintf(chunk, sizeof chunk, "\\%c", *c);
+        } else if (*c < 0x20) {
+            len = snprintf(chunk, sizeof chunk, "\\u%04x", *c);
+        } else {
+            chunk[0] = (char)*c;
+            len = 1;
+        }
+        if (len < 0 || *used + (size_t)len >= out_size) {
+            return false;
+        }
+        memcpy(out + *used, chunk, (size_t)len);
+        *used += (size_t)len;
+    }
+    out[*used] = '\0';
+    return true;
+}
+
+static void publish_presence(const char *pk, const char *dn, const char *event, struct mosquitto *client)
+{
+    char topic[ALIYUN_AUTH_PRODUCT_KEY_MAX + ALIYUN_AUTH_DEVICE_NAME_MAX + 32];
+    int topic_len = snprintf(topic, sizeof topic, "$aliyun/presence/%s/%s", pk, dn);
+    char body[512];
+    int head = snprintf(body, sizeof body, "{\"event\":\"%s\",\"clientId\":\"", event);
+    if (topic_len < 0 || (size_t)topic_len >= sizeof topic || head < 0 || (size_t)head >= sizeof body) {
+        return;
+    }
+    size_t used = (size_t)head;
+    bool fits = json_escape(body, sizeof body, &used, mosquitto_client_id(client));
+    int middle = fits ? snprintf(body + used, sizeof body - used, "\",\"ip\":\"") : -1;
+    fits = middle >= 0 && used + (size_t)middle < sizeof body;
+    if (fits) {
+        used += (size_t)middle;
+        fits = json_escape(body, sizeof body, &used, mosquitto_client_address(client));
+    }
+    int tail = fits ? snprintf(body + used, sizeof body - used, "\",\"ts\":%lld}", now_ms()) : -1;
+    if (tail < 0 || used + (size_t)tail >= sizeof body) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: presence of '%s' too long to publish", dn);
+        return;
+    }
+    used += (size_t)tail;
+    int rc = mosquitto_broker_publish_copy(NULL, topic, (int)used, body, 1, false, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: presence of '%s' not published (%d)", dn, rc);
+    }
+}
+
 static int on_basic_auth(int event, void *event_data, void *userdata)
 {
     (void)event;
@@ -112,8 +200,16 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     const plugin_state_t *state = userdata;
     const char *mqtt_id = mosquitto_client_id(auth->client);
 
+    disconnecting_client = NULL;
     if (auth->username == NULL || auth->password == NULL) {
         return refuse(mqtt_id, "username and password are required");
+    }
+    if (strcmp(auth->username, CONSOLE_USERNAME) == 0) {
+        if (state->rules.console_password[0] == '\0'
+            || !equal_constant_time(state->rules.console_password, auth->password)) {
+            return refuse(mqtt_id, "bad console password");
+        }
+        return MOSQ_ERR_SUCCESS;
     }
     client_id_t id;
     client_id_status_t id_status = client_id_parse(mqtt_id, &id);
@@ -162,7 +258,17 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
     }
     char username[ALIYUN_AUTH_USERNAME_SIZE];
     snprintf(username, sizeof username, "%s&%s", dn, pk);
+    if (connected_ids_taken_by_other(id.id, username)) {
+        /* Mosquitto would hand the id to the newcomer and close the first device: the platform refuses instead */
+        return refuse(mqtt_id, "client id in use by another device");
+    }
+    if (!connected_ids_add(auth->client, id.id, username)
+        || (id.server_subscribe && !server_subs_add(auth->client, mqtt_id, pk, dn))) {
+        connected_ids_remove(auth->client);
+        return refuse(mqtt_id, "out of memory");
+    }
     kick_older_connections(auth->client, username);
+    publish_presence(pk, dn, "online", auth->client);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -174,10 +280,25 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     const char *username = mosquitto_client_username(acl->client);
     char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
     char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    if (acl->access == MOSQ_ACL_WRITE && acl->client == disconnecting_client) {
+        disconnecting_client = NULL;
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "aliyun-auth: dropped the will of '%s': the platform has no will",
+                             mosquitto_client_id(acl->client));
+        return MOSQ_ERR_ACL_DENIED;
+    }
+    if (username != NULL && strcmp(username, CONSOLE_USERNAME) == 0) {
+        return MOSQ_ERR_SUCCESS;
+    }
     if (username == NULL || !split_username(username, dn, sizeof dn, pk, sizeof pk)) {
         return MOSQ_ERR_ACL_DENIED;
     }
-    if (topic_allowed_for_device(pk, dn, acl->topic)) {
+    topic_direction_t direction = acl->access == MOSQ_ACL_WRITE ? TOPIC_UP : TOPIC_DOWN;
+    if (topic_allowed_for_device(pk, dn, acl->topic, direction)) {
+        if (acl->access == MOSQ_ACL_SUBSCRIBE) {
+            server_subs_note_subscribe(acl->client, acl->topic);
+        } else if (acl->access == MOSQ_ACL_UNSUBSCRIBE) {
+            server_subs_note_unsubscribe(acl->client, acl->topic);
+        }
         return MOSQ_ERR_SUCCESS;
     }
     if (acl->access != MOSQ_ACL_READ) {
@@ -188,12 +309,33 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     return MOSQ_ERR_ACL_DENIED;
 }
 
-/* The platform's message forwarding: a published message matching a route is republished to its target. */
+static void deliver_server_subscribed(const char *mqtt_client_id, void *context)
+{
+    const struct mosquitto_evt_message *message = context;
+    int rc = mosquitto_broker_publish_copy(mqtt_client_id, message->topic, (int)message->payloadlen, message->payload,
+                                           1, false, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: _ss delivery to '%s' failed (%d)", mqtt_client_id, rc);
+    }
+}
+
+/* Every PUBLISH a client of this listener sends, before Mosquitto stores or forwards it (Mosquitto 2.0
+ * plugin__handle_message copies `retain` back into the stored message; a status other than success or
+ * MOSQ_ERR_ACL_DENIED makes handle__publish close the connection). Then the platform's message forwarding:
+ * a published message matching a route is republished to its target. */
 static int on_message(int event, void *event_data, void *userdata)
 {
     (void)event;
-    const struct mosquitto_evt_message *message = event_data;
+    struct mosquitto_evt_message *message = event_data;
     const plugin_state_t *state = userdata;
+    if (message->payloadlen > PAYLOAD_MAX_BYTES) {
+        refuse(mosquitto_client_id(message->client), "PUBLISH payload over 256 KB");
+        return MOSQ_ERR_OVERSIZE_PACKET;
+    }
+    /* The platform keeps no retained messages: the flag is dropped, so nothing is replayed to later
+     * subscribers (Aliyun "MQTT standard": retained messages not supported). */
+    message->retain = false;
+    server_subs_targets(message->topic, deliver_server_subscribed, message);
     for (size_t i = 0; i < state->rules.route_count; i++) {
         const route_entry_t *route = &state->rules.routes[i];
         if (!topic_filter_matches(route->from_filter, message->topic)) {
@@ -204,6 +346,23 @@ static int on_message(int event, void *event_data, void *userdata)
         if (rc != MOSQ_ERR_SUCCESS) {
             mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: route to '%s' failed (%d)", route->to_topic, rc);
         }
+    }
+    return MOSQ_ERR_SUCCESS;
+}
+
+static int on_disconnect(int event, void *event_data, void *userdata)
+{
+    (void)event;
+    (void)userdata;
+    const struct mosquitto_evt_disconnect *disconnect = event_data;
+    disconnecting_client = disconnect->client;
+    const char *username = mosquitto_client_username(disconnect->client);
+    char dn[ALIYUN_AUTH_DEVICE_NAME_MAX + 1];
+    char pk[ALIYUN_AUTH_PRODUCT_KEY_MAX + 1];
+    server_subs_remove(disconnect->client);
+    if (connected_ids_remove(disconnect->client) && username != NULL && !connected_ids_username_held(username)
+        && split_username(username, dn, sizeof dn, pk, sizeof pk)) {
+        publish_presence(pk, dn, "offline", disconnect->client);
     }
     return MOSQ_ERR_SUCCESS;
 }
@@ -272,7 +431,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata, st
     }
     if (mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL, state) != 0
         || mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL, state) != 0
-        || mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, state) != 0) {
+        || mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, state) != 0
+        || mosquitto_callback_register(identifier, MOSQ_EVT_DISCONNECT, on_disconnect, NULL, state) != 0) {
         device_rules_free(&state->rules);
         free(state);
         return MOSQ_ERR_UNKNOWN;
@@ -295,6 +455,9 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     mosquitto_callback_unregister(state->id, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
     mosquitto_callback_unregister(state->id, MOSQ_EVT_MESSAGE, on_message, NULL);
+    mosquitto_callback_unregister(state->id, MOSQ_EVT_DISCONNECT, on_disconnect, NULL);
+    server_subs_clear();
+    connected_ids_clear(); /* cleanup runs at shutdown only: no listener is left to use the table */
     device_rules_free(&state->rules);
     free(state);
     return MOSQ_ERR_SUCCESS;
