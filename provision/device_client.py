@@ -33,6 +33,7 @@ class ConnectOutcome:
 class Message:
     topic: str
     payload: bytes
+    qos: int = 0
 
 
 class DeviceClient:
@@ -91,7 +92,7 @@ class DeviceClient:
             self._suback_event.notify_all()
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        self.messages.put(Message(message.topic, bytes(message.payload)))
+        self.messages.put(Message(message.topic, bytes(message.payload), message.qos))
 
     def connect(self, timeout_s: float = 5.0) -> ConnectOutcome:
         """Connect and wait for CONNACK (or the connection to drop, e.g. a TLS failure)."""

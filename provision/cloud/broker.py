@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -81,7 +81,6 @@ class BrokerSettings:
     max_skew_s: int = 0
     routes: tuple[Route, ...] = ()
     plugin: Path | None = None
-    extra_config: tuple[str, ...] = field(default=())
     # Nagle's algorithm with delayed ACKs cost ~48 ms of a 69 ms connect (issue 13); off only for the bench's anchor
     tcp_nodelay: bool = True
     # console.json once Mosquitto listens; off where a platform service records it itself once it answers
@@ -186,7 +185,6 @@ def mosquitto_config(
     ]
     if tcp_port is not None:
         lines += _listener_block(tcp_port, settings.host, plugin, rules, 3, settings.max_skew_s)
-    lines += list(settings.extra_config)
     return "\n".join(lines) + "\n"
 
 
@@ -261,7 +259,8 @@ class BrokerProcess:
 
     Port 0 in the settings means "pick a free port": parallel test runs then never collide, and a start that
     loses a race for the port is retried with another one. `port` / `tcp_port` hold the ports in use, and a
-    restart (stop, start) keeps them, as a real endpoint does.
+    restart (stop, start) keeps them and the console password, as a real endpoint does (a logged-in platform
+    service reconnects on its own).
     """
 
     def __init__(self, settings: BrokerSettings, *, log_to: Path | None = None) -> None:
@@ -275,6 +274,7 @@ class BrokerProcess:
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._console: ConsoleEndpoint | None = None
+        self._console_password = new_console_password()
 
     @property
     def console_endpoint(self) -> ConsoleEndpoint | None:
@@ -318,9 +318,8 @@ class BrokerProcess:
         self._run_dir = Path(tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-"))
         try:
             rules = self._run_dir / "rules"
-            console_password = new_console_password()
             write_private_file(
-                rules, rules_text(self.settings.devices, self.settings.routes, console_password).encode()
+                rules, rules_text(self.settings.devices, self.settings.routes, self._console_password).encode()
             )
             config = self._run_dir / "mosquitto.conf"
             config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
@@ -353,7 +352,7 @@ class BrokerProcess:
         # a wildcard listen address is reached on loopback by a console on this machine
         console_host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host  # noqa: S104
         self._console = ConsoleEndpoint(
-            console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, console_password, self._process.pid
+            console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, self._console_password, self._process.pid
         )
         if self.settings.write_console_file:
             self._console.write(certs.ca_cert.parent)
@@ -452,7 +451,6 @@ def run_foreground(
         max_skew_s=max_skew_s,
         routes=parsed_routes,
         plugin=plugin,
-        extra_config=platform.extra_config,
         write_console_file=False,  # the platform service writes it once it answers
     )
     broker = BrokerProcess(settings)
@@ -466,7 +464,7 @@ def run_foreground(
     with _stop_on_signals(stop_now):
         try:
             broker.start()
-            platform.started(broker.pid)
+            platform.started(broker.console_endpoint)
         except BaseException:
             platform.stop()
             broker.stop()

@@ -1,8 +1,11 @@
-"""Start and stop the platform next to Mosquitto: the console listener, the platform service, console.json.
+"""Start and stop the platform next to Mosquitto: the OTA file server, the platform service, console.json.
 
-Used by `provision broker` and by test fixtures, in this order: `PlatformRun(certs, cert_dir)`, pass
-`extra_config` to BrokerSettings, start the broker, `started(broker.pid)`, and `stop()` before the broker
-stops. console.json (the console password, 0600) exists only between started() and stop().
+Used by `provision broker` and by test fixtures, in this order: start the broker (BrokerSettings with
+`write_console_file=False`), `started(broker.console_endpoint)`, and `stop()` before the broker stops.
+The service logs in as the plugin's console principal on the broker's TLS listener, so the plugin sees what
+it publishes (its `_ss=1` delivery copies downstream messages to devices that did not subscribe).
+console.json (the console password, 0600) exists only between started() and stop(): written once the
+service answers, so a console that finds the file finds the service ready.
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import contextlib
 from pathlib import Path
 
 from provision.cloud.certs import BrokerCertificates
-from provision.cloud.console_listener import ConsoleListener
 from provision.cloud.endpoint import CONSOLE_FILE, ConsoleEndpoint
 from provision.cloud.ota_server import OtaFileServer
 from provision.cloud.platform import PlatformService
+from provision.errors import EnvironmentProblem
 
 __all__ = ["PlatformRun"]
 
@@ -30,25 +33,18 @@ class PlatformRun:
         self.cert_dir = cert_dir
         self.certs = certs
         self.host, self.url_host = host, url_host
-        self.listener = ConsoleListener.create(certs)
         self.ota: OtaFileServer | None = None
         self.service: PlatformService | None = None
         self.endpoint: ConsoleEndpoint | None = None
 
-    @property
-    def extra_config(self) -> tuple[str, ...]:
-        return self.listener.config_lines()
+    def started(self, endpoint: ConsoleEndpoint | None) -> ConsoleEndpoint:
+        """The broker listens at `endpoint` (its console_endpoint): start the service, record the endpoint.
 
-    def started(self, broker_pid: int | None, *, restartable: bool = False) -> ConsoleEndpoint:
-        """The broker listens: forget the password file, start the service, record the endpoint.
-
-        Args:
-            restartable: keep the listener's password-hash and ACL files until stop(), for a test that
-                restarts the same BrokerProcess (Mosquitto reads them again).
+        Raises:
+            EnvironmentProblem: the broker is not running (no endpoint), or did not accept the console.
         """
-        if not restartable:
-            self.listener.forget_files()
-        endpoint = self.listener.endpoint(broker_pid or 0)
+        if endpoint is None:
+            raise EnvironmentProblem("platform: the broker is not running: start it before the platform")
         self.ota = OtaFileServer(self.certs, self.host, self.url_host)
         self.ota.start()
         service = PlatformService(endpoint, self.ota)
@@ -67,4 +63,3 @@ class PlatformRun:
         if self.ota is not None:
             self.ota.stop()
             self.ota = None
-        self.listener.forget_files()

@@ -1,40 +1,27 @@
-"""The plugin's presence messages ($aliyun/presence/{pk}/{dn}), read on an extra anonymous loopback listener
-standing in for the console's."""
+"""The plugin's presence messages ($aliyun/presence/{pk}/{dn}), read by a console-principal login."""
 
 from __future__ import annotations
 
 import json
 import queue
-import socket
 import time
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from provision.cloud.broker import BrokerProcess, BrokerSettings
+from provision.cloud.platform import connect_console_client
 from provision.device_client import connect_device
 
 
 @pytest.fixture
 def watched_broker(broker_plugin, broker_certs, devices, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        watch_port = probe.getsockname()[1]
-    settings = BrokerSettings(
-        devices=devices,
-        certs=broker_certs,
-        port=0,
-        plugin=broker_plugin,
-        extra_config=(f"listener {watch_port} 127.0.0.1", "allow_anonymous true"),
-    )
+    settings = BrokerSettings(devices=devices, certs=broker_certs, port=0, plugin=broker_plugin)
     broker = BrokerProcess(settings, log_to=tmp_path / "mosquitto.log")
     broker.start()
     seen: queue.Queue = queue.Queue()
-    watcher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="watcher", protocol=mqtt.MQTTv311)
+    watcher = connect_console_client(broker.console_endpoint, "watcher")
     watcher.on_message = lambda c, u, m: seen.put((m.topic, json.loads(m.payload), m.qos, m.retain))
-    watcher.connect("127.0.0.1", watch_port)
     watcher.subscribe("$aliyun/presence/#", qos=1)
-    watcher.loop_start()
     try:
         yield broker, seen
     finally:

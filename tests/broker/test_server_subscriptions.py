@@ -51,6 +51,7 @@ def test_an_ss_device_gets_its_system_topics_unsubscribed_and_never_twice(broker
             console.publish(topic, b"{}", qos=1).wait_for_publish(5)
             message = ss.wait_message(5)
             assert message is not None and message.topic == topic
+            assert message.qos == 0, "an unsubscribed copy asks for no PUBACK (plugin.c SERVER_SUB_QOS)"
         assert ss.wait_message(0.5) is None
         assert plain.wait_message(0.2) is None, "a device without _ss=1 gets nothing unsubscribed"
         # an upstream topic or another device's is not delivered

@@ -72,7 +72,7 @@ def test_invoke_service_and_rrpc_wait_for_the_device(running_broker: RunningBrok
 
 
 def test_broadcast_reaches_a_subscribed_device(running_broker: RunningBroker) -> None:
-    with running_broker.console_as_device() as device:
+    with running_broker.device(0) as device:
         assert device.subscribe(f"/broadcast/{PRODUCT_KEY}/news")
         running_broker.cloud("broadcast", "--product", PRODUCT_KEY, "--topic", "news", "--payload", "hello")
         message = device.wait_message(5)

@@ -37,7 +37,7 @@ def test_ota_push_serves_the_image_with_ranges_and_reports_progress(running_brok
     image = tmp_path / "app.bin"
     image.write_bytes(secrets.token_bytes(100_000))
     ca = running_broker.cert_dir / "ca.pem"
-    with running_broker.console_as_device() as device:
+    with running_broker.device(0) as device:
         assert device.subscribe(f"/ota/device/upgrade/{PRODUCT_KEY}/{dn}")
         pusher = subprocess.Popen(
             [sys.executable, "-m", "provision.cli", "cloud", "--cert-dir", str(running_broker.cert_dir), "ota", "push",

@@ -58,7 +58,7 @@ def test_ntp_request_is_answered_with_server_times(running_broker: RunningBroker
 
 def test_shadow_update_versions_and_console_sees_it(running_broker: RunningBroker) -> None:
     name = running_broker.devices[0].device_name
-    with running_broker.console_as_device() as device:
+    with running_broker.device(0) as device:
         assert device.subscribe(f"/shadow/get/{PRODUCT_KEY}/{name}")
         update = {"method": "update", "state": {"reported": {"color": "red"}}, "version": 1}
         device.publish(f"/shadow/update/{PRODUCT_KEY}/{name}", json.dumps(update))
@@ -79,7 +79,7 @@ def test_shadow_update_versions_and_console_sees_it(running_broker: RunningBroke
 
 def test_ota_inform_version_shows_in_devices(running_broker: RunningBroker) -> None:
     name = running_broker.devices[1].device_name
-    with running_broker.console_as_device() as device:
+    with running_broker.device(1) as device:
         device.publish(
             f"/ota/device/inform/{PRODUCT_KEY}/{name}", json.dumps({"id": "1", "params": {"version": "1.4.2"}})
         )

@@ -169,7 +169,6 @@ def broker(
     if "dut_secret" in options:
         devices[0] = dataclasses.replace(suite_devices.dut, device_secret=options["dut_secret"])
     certs = options["certs"](tmp_path, suite_certs) if "certs" in options else suite_certs
-    # the platform's own listener keeps the suite's good certificate when a case gives the DUT a bad one
     platform = PlatformRun(suite_certs, platform_cert_dir, backend.broker_listen, backend.broker_address)
     settings = BrokerSettings(
         devices=tuple(devices),
@@ -179,12 +178,14 @@ def broker(
         max_skew_s=int(options.get("max_skew_s", 0)),
         routes=suite_routes(suite_devices),
         plugin=broker_plugin,
-        extra_config=platform.extra_config,
+        write_console_file=False,  # the platform run writes it into platform_cert_dir
     )
     process = BrokerProcess(settings, log_to=tmp_path / "mosquitto.log")
     process.start()
     try:
-        platform.started(process.pid, restartable=True)
+        # a bad server certificate refuses the console's TLS login too: those cases test only the refusal
+        if "certs" not in options:
+            platform.started(process.console_endpoint)
         yield process
     finally:
         platform.stop()

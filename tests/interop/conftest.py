@@ -50,12 +50,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         max_skew_s=0,
         routes=(),
         plugin=build_plugin(),
-        extra_config=run.extra_config,
+        write_console_file=False,  # the platform run writes it once its service answers
     )
     broker = BrokerProcess(settings, log_to=cert_dir / "mosquitto.log")
     try:
         broker.start()
-        run.started(broker.pid)
+        run.started(broker.console_endpoint)
         assert run.service is not None
         yield Platform("127.0.0.1", broker.port, cert_dir, certs, run.service, {d.device_name: d for d in devices})
     finally:

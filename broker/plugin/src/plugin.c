@@ -36,6 +36,13 @@
 /* Aliyun "Limits": a message payload is at most 256 KB; the platform closes a connection that sends more. */
 #define PAYLOAD_MAX_BYTES (256 * 1024)
 
+/* An `_ss=1` device never subscribed, so it never chose a QoS: its copies go at QoS 0, which asks nothing
+ * back. A QoS 1 copy makes the client send a PUBACK, and Alibaba's Python SDK (paho 1.x under loop_forever
+ * in its own thread, publishing from the caller's thread) then writes to its TLS socket from two threads at
+ * once: Mosquitto sees "decryption failed or bad record mac" and drops it ("Protocol error") within a few
+ * of 100 property posts (tests/interop/test_linkkit_platform.py). */
+#define SERVER_SUB_QOS 0
+
 typedef struct {
     mosquitto_plugin_id_t *id;
     device_rules_t rules;
@@ -313,7 +320,7 @@ static void deliver_server_subscribed(const char *mqtt_client_id, void *context)
 {
     const struct mosquitto_evt_message *message = context;
     int rc = mosquitto_broker_publish_copy(mqtt_client_id, message->topic, (int)message->payloadlen, message->payload,
-                                           1, false, NULL);
+                                           SERVER_SUB_QOS, false, NULL);
     if (rc != MOSQ_ERR_SUCCESS) {
         mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: _ss delivery to '%s' failed (%d)", mqtt_client_id, rc);
     }
