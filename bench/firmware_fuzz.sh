@@ -58,6 +58,7 @@ fi
 clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -I"$comp/aliyun_link/include" -I"$work/thing_model" -I/usr/include/cjson \
     "$here/bench/firmware/fuzz_thing.c" "$work/thing_model/thing_model.c" "$comp/aliyun_link/alink_thing.c" \
+    "$comp/aliyun_link/alink_json.c" \
     "$comp/aliyun_link/alink_status.c" -lcjson -lm -o "$work/fuzz_thing"
 thing_corpus="$work/thing_corpus"
 mkdir -p "$thing_corpus"

@@ -46,6 +46,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
         str(HERE / "thing_harness.c"),
         str(component / "thing_model.c"),
         str(LINK / "alink_thing.c"),
+        str(LINK / "alink_json.c"),
         str(LINK / "alink_status.c"),
         "-o",
         str(binary),

@@ -50,13 +50,13 @@ alink_status_t alink_json_reply(const char *id, int code, char *out, size_t out_
     return finish(n, out, out_size, len);
 }
 
-/* cJSON recurses once per nesting level: bound the depth before parsing so that a payload of
- * ALINK_INBOUND_MAX brackets cannot overflow a small task stack. Brackets inside strings do not count. */
-static alink_status_t check_shape(const char *payload, size_t len)
+/* cJSON recurses once per nesting level: bound the depth before parsing so that a payload of max_len
+ * brackets cannot overflow a small task stack. Brackets inside strings do not count. */
+alink_status_t alink_json_check_shape(const char *payload, size_t len, size_t max_len, unsigned max_depth)
 {
     unsigned depth = 0;
     bool in_string = false;
-    if (len > ALINK_INBOUND_MAX) {
+    if (len > max_len) {
         return ALINK_ERR_TOO_LARGE;
     }
     for (size_t i = 0; i < len; i++) {
@@ -70,7 +70,7 @@ static alink_status_t check_shape(const char *payload, size_t len)
         } else if (c == '"') {
             in_string = true;
         } else if (c == '{' || c == '[') {
-            if (++depth > ALINK_JSON_DEPTH_MAX) {
+            if (++depth > max_depth) {
                 return ALINK_ERR_NESTING;
             }
         } else if ((c == '}' || c == ']') && depth > 0) {
@@ -86,7 +86,7 @@ static alink_status_t parse_object(const char *payload, size_t len, cJSON **root
     if (!payload) {
         return ALINK_ERR_ARG;
     }
-    alink_status_t st = check_shape(payload, len);
+    alink_status_t st = alink_json_check_shape(payload, len, ALINK_INBOUND_MAX, ALINK_JSON_DEPTH_MAX);
     if (st != ALINK_OK) {
         return st;
     }

@@ -7,34 +7,18 @@
 #include "alink_json.h"
 #include "cJSON.h"
 
-/* cJSON recurses once per level: bound the depth before parsing (as alink_json.c does for commands, with
- * the larger size limit an upgrade message needs). Brackets inside strings do not count. */
+/* The depth bound cJSON's recursion needs (alink_json_check_shape), with the larger size limit an upgrade
+ * message needs, in this parser's verdicts. */
 static alink_ota_verdict_t check_shape(const char *payload, size_t len)
 {
-    unsigned depth = 0;
-    bool in_string = false;
-    if (len > ALINK_OTA_MESSAGE_MAX) {
+    switch (alink_json_check_shape(payload, len, ALINK_OTA_MESSAGE_MAX, ALINK_JSON_DEPTH_MAX)) {
+    case ALINK_OK:
+        return ALINK_OTA_ACCEPTED;
+    case ALINK_ERR_TOO_LARGE:
         return ALINK_OTA_TOO_LARGE;
+    default:
+        return ALINK_OTA_NESTING;
     }
-    for (size_t i = 0; i < len; i++) {
-        char c = payload[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > ALINK_JSON_DEPTH_MAX) {
-                return ALINK_OTA_NESTING;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
-    }
-    return ALINK_OTA_ACCEPTED;
 }
 
 static const char *string_field(const cJSON *object, const char *name)

@@ -299,41 +299,13 @@ static bool take_value(const alink_thing_field_t *f, const cJSON *v, unsigned ch
 
 /* ---- parsing a request ---------------------------------------------------------------------- */
 
-/* cJSON recurses per level: bound the depth before parsing (brackets inside strings do not count). */
-static alink_status_t check_shape(const char *payload, size_t len)
-{
-    unsigned depth = 0;
-    bool in_string = false;
-    if (len > ALINK_INBOUND_MAX) {
-        return ALINK_ERR_TOO_LARGE;
-    }
-    for (size_t i = 0; i < len; i++) {
-        char c = payload[i];
-        if (in_string) {
-            if (c == '\\') {
-                i++;
-            } else if (c == '"') {
-                in_string = false;
-            }
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '{' || c == '[') {
-            if (++depth > ALINK_THING_DEPTH_MAX) {
-                return ALINK_ERR_NESTING;
-            }
-        } else if ((c == '}' || c == ']') && depth > 0) {
-            depth--;
-        }
-    }
-    return ALINK_OK;
-}
 
 /* Parses the request and fills result->id; *params is the "params" object or NULL. */
 static alink_status_t open_request(const char *payload, size_t len, cJSON **root, const cJSON **params,
                                    alink_thing_result_t *result)
 {
     memset(result, 0, sizeof *result);
-    alink_status_t st = check_shape(payload, len);
+    alink_status_t st = alink_json_check_shape(payload, len, ALINK_INBOUND_MAX, ALINK_THING_DEPTH_MAX);
     if (st != ALINK_OK) {
         return st;
     }
@@ -586,7 +558,8 @@ int alink_thing_service_index(const alink_thing_model_t *model, const char *iden
 int alink_thing_service_from_method(const alink_thing_model_t *model, const char *payload, size_t len)
 {
     static const char prefix[] = "thing.service.";
-    if (model == NULL || payload == NULL || check_shape(payload, len) != ALINK_OK) {
+    if (model == NULL || payload == NULL ||
+        alink_json_check_shape(payload, len, ALINK_INBOUND_MAX, ALINK_THING_DEPTH_MAX) != ALINK_OK) {
         return -1;
     }
     cJSON *root = cJSON_ParseWithLength(payload, len);

@@ -62,6 +62,10 @@ alink_status_t alink_json_reply(const char *id, int code, char *out, size_t out_
  */
 alink_status_t alink_json_parse_property_set(const char *payload, size_t len, alink_property_set_t *out);
 
+/* Before cJSON sees outside input: ALINK_OK, ALINK_ERR_TOO_LARGE (over max_len bytes) or ALINK_ERR_NESTING
+ * (objects/arrays deeper than max_depth; cJSON recurses once per level). Every parser of the core calls it. */
+alink_status_t alink_json_check_shape(const char *payload, size_t len, size_t max_len, unsigned max_depth);
+
 /* Parses {"dn":"...","s":0|1}. A dn longer than the field is refused as ALINK_ERR_NO_DN. */
 alink_status_t alink_json_parse_setled(const char *payload, size_t len, alink_setled_t *out);
 
