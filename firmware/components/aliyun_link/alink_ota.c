@@ -2,29 +2,8 @@
 #include "alink_ota_core.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
-
-static void PRINTF_LIKE(2, 3) ota_log(alink_t *c, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(c->line, sizeof c->line, fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    alink_action_t a = {.type = ALINK_ACT_LOG};
-    a.u.log.text = c->line;
-    c->emit(c->emit_ctx, &a);
-}
 
 static void ota_act(alink_t *c, alink_action_type_t type)
 {
@@ -110,7 +89,7 @@ void alink_ota_online(alink_t *c, uint64_t now_ms)
                      "{\"id\":\"%" PRIu32 "\",\"params\":{\"version\":\"%s\",\"module\":\"default\"}}", take_id(c),
                      o->running_version);
     ota_publish(c, o->topic_inform, n);
-    ota_log(c, "aliyun: ota inform version=%s", o->running_version);
+    alink_core_log(c, "aliyun: ota inform version=%s", o->running_version);
 }
 
 static alink_ota_verdict_t check_job(const alink_ota_t *o, const alink_ota_upgrade_t *job)
@@ -133,7 +112,7 @@ bool alink_ota_message(alink_t *c, const alink_event_t *ev)
     }
     if (o->running) {
         /* no progress post: it would read as the running update's failure */
-        ota_log(c, "aliyun: ota refused: %s", alink_ota_verdict_text(ALINK_OTA_BUSY));
+        alink_core_log(c, "aliyun: ota refused: %s", alink_ota_verdict_text(ALINK_OTA_BUSY));
         return true;
     }
     alink_ota_verdict_t v = ev->u.message.too_large ? ALINK_OTA_TOO_LARGE
@@ -143,7 +122,7 @@ bool alink_ota_message(alink_t *c, const alink_event_t *ev)
         v = check_job(o, &job);
     }
     if (v != ALINK_OTA_ACCEPTED) {
-        ota_log(c, "aliyun: ota refused: %s", alink_ota_verdict_text(v));
+        alink_core_log(c, "aliyun: ota refused: %s", alink_ota_verdict_text(v));
         post_step(c, ALINK_OTA_STEP_UPDATE_FAILED, alink_ota_verdict_text(v));
         return true;
     }
@@ -153,7 +132,7 @@ bool alink_ota_message(alink_t *c, const alink_event_t *ev)
     o->received_bytes = 0;
     o->last_step = 0;
     o->last_post_ms = ev->now_ms;
-    ota_log(c, "aliyun: ota begin version=%s size=%" PRIu32, job.version, job.size);
+    alink_core_log(c, "aliyun: ota begin version=%s size=%" PRIu32, job.version, job.size);
     alink_action_t a = {.type = ALINK_ACT_OTA_BEGIN};
     a.u.ota_begin.url = o->job.url;
     a.u.ota_begin.size = o->job.size;
@@ -167,7 +146,7 @@ static void fail(alink_t *c, alink_ota_step_t step, const char *desc)
 {
     c->ota.running = false;
     c->ota.finishing = false;
-    ota_log(c, "aliyun: ota failed: step %d: %s", (int)step, desc);
+    alink_core_log(c, "aliyun: ota failed: step %d: %s", (int)step, desc);
     post_step(c, (int)step, desc);
 }
 
@@ -190,7 +169,7 @@ static void on_progress(alink_t *c, const alink_event_t *ev)
         o->last_step = (uint8_t)percent;
         o->last_post_ms = ev->now_ms;
         post_step(c, (int)percent, "downloading");
-        ota_log(c, "aliyun: ota progress %u%%", percent);
+        alink_core_log(c, "aliyun: ota progress %u%%", percent);
     }
 }
 
@@ -227,7 +206,7 @@ static void on_downloaded(alink_t *c, const alink_event_t *ev)
     }
     o->finishing = true;
     post_step(c, 100, "verified");
-    ota_log(c, "aliyun: ota verified: restarting into version=%s", o->job.version);
+    alink_core_log(c, "aliyun: ota verified: restarting into version=%s", o->job.version);
     ota_act(c, ALINK_ACT_OTA_FINISH);
 }
 

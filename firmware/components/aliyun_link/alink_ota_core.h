@@ -5,6 +5,16 @@
 
 #include "aliyun_link.h"
 
+#if defined(__GNUC__)
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF_LIKE(f, a)
+#endif
+
+/* One core log line (ALINK_ACT_LOG); lines longer than the core's buffer are cut: a log line is never worth
+ * an error. Shared by the core's parts so they print alike. */
+void PRINTF_LIKE(2, 3) alink_core_log(alink_t *core, const char *fmt, ...);
+
 /* Builds the OTA topics and checks the running version; ALINK_ERR_CONFIG if either is refused. */
 alink_status_t alink_ota_init(alink_t *core);
 

@@ -7,11 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#if defined(__GNUC__)
-#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
-#else
-#define PRINTF_LIKE(f, a)
-#endif
 
 void alink_config_defaults(alink_config_t *c)
 {
@@ -76,8 +71,7 @@ static void emit_simple(alink_t *c, alink_action_type_t type)
     emit(c, &a);
 }
 
-/* Lines longer than the buffer are cut: a log line is never worth an error. */
-static void PRINTF_LIKE(2, 3) log_line(alink_t *c, const char *fmt, ...)
+void alink_core_log(alink_t *c, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -162,7 +156,7 @@ static void post_thing_properties(alink_t *c, uint64_t mask)
                                                   c->config.thing_payload, c->config.thing_payload_size, &len);
     if (st == ALINK_OK) {
         publish_thing(c, ALINK_TOPIC_PROPERTY_POST, len);
-        log_line(c, "aliyun: property post id=%" PRIu32, id);
+        alink_core_log(c, "aliyun: property post id=%" PRIu32, id);
         for (uint32_t i = 0; c->config.thing_posted && i < model->property_count; i++) {
             if (mask == 0 || (mask >> i) & 1u) {
                 const alink_thing_field_t *f = &model->properties[i];
@@ -171,7 +165,7 @@ static void post_thing_properties(alink_t *c, uint64_t mask)
             }
         }
     } else {
-        log_line(c, "aliyun: property post not sent: %s", alink_strerror(st));
+        alink_core_log(c, "aliyun: property post not sent: %s", alink_strerror(st));
     }
 }
 
@@ -205,7 +199,7 @@ static void post_properties(alink_t *c)
     c->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
     if (alink_json_property_post(id, &props, c->payload, sizeof c->payload, &len) == ALINK_OK) {
         publish(c, ALINK_TOPIC_PROPERTY_POST, len);
-        log_line(c, "aliyun: property post id=%" PRIu32, id);
+        alink_core_log(c, "aliyun: property post id=%" PRIu32, id);
     }
 }
 
@@ -214,7 +208,7 @@ static void schedule_retry(alink_t *c, const alink_event_t *ev)
     uint32_t delay_ms = alink_backoff_next_ms(&c->backoff, ev->random);
     c->next_connect_ms = ev->now_ms + delay_ms;
     set_state(c, ALINK_STATE_BACKOFF, ev->now_ms);
-    log_line(c, "aliyun: reconnecting in %" PRIu32 " ms", delay_ms);
+    alink_core_log(c, "aliyun: reconnecting in %" PRIu32 " ms", delay_ms);
 }
 
 static void start_connect(alink_t *c, const alink_event_t *ev)
@@ -235,13 +229,13 @@ static void start_connect(alink_t *c, const alink_event_t *ev)
     if (st != ALIYUN_AUTH_OK) {
         static const char *const fields[] = {"request",   "product key", "device name", "device secret",
                                              "client id", "timestamp",   "region",      "endpoint"};
-        log_line(c, "aliyun: cannot sign: %s: %s", (unsigned)bad < 8u ? fields[bad] : "request",
+        alink_core_log(c, "aliyun: cannot sign: %s: %s", (unsigned)bad < 8u ? fields[bad] : "request",
                  aliyun_auth_strerror(st));
         alink_backoff_to_cap(&c->backoff);
         schedule_retry(c, ev);
         return;
     }
-    log_line(c, "aliyun: connecting to %s:%u as %s", c->credentials.host, (unsigned)c->credentials.port,
+    alink_core_log(c, "aliyun: connecting to %s:%u as %s", c->credentials.host, (unsigned)c->credentials.port,
              c->credentials.client_id);
     alink_action_t a = {.type = ALINK_ACT_CONNECT};
     a.u.connect.host = c->credentials.host;
@@ -266,7 +260,7 @@ static void after_network(alink_t *c, const alink_event_t *ev)
     } else {
         set_state(c, ALINK_STATE_WAIT_TIME, ev->now_ms);
         c->time_wait_logged = false;
-        log_line(c, "aliyun: waiting for time sync");
+        alink_core_log(c, "aliyun: waiting for time sync");
     }
 }
 
@@ -274,7 +268,7 @@ static void go_online(alink_t *c, uint64_t now_ms)
 {
     set_state(c, ALINK_STATE_ONLINE, now_ms);
     c->outage_started = false;
-    log_line(c, "aliyun: online");
+    alink_core_log(c, "aliyun: online");
     alink_ota_online(c, now_ms);
     post_properties(c);
     c->next_post_ms = now_ms + c->config.post_period_ms;
@@ -288,7 +282,7 @@ static void lose_session(alink_t *c, const alink_event_t *ev, const char *why)
         }
     }
     start_outage(c, ev->now_ms);
-    log_line(c, "aliyun: %s", why);
+    alink_core_log(c, "aliyun: %s", why);
     schedule_retry(c, ev); /* logged before the shell closes the client, however long that takes */
     emit_simple(c, ALINK_ACT_DISCONNECT);
 }
@@ -311,7 +305,7 @@ static void set_led(alink_t *c, bool on)
     a.u.set_led.on = on;
     c->led_on = on;
     emit(c, &a);
-    log_line(c, "aliyun: led %s", on ? "on" : "off");
+    alink_core_log(c, "aliyun: led %s", on ? "on" : "off");
 }
 
 static void on_thing_property_set(alink_t *c, const alink_event_t *ev)
@@ -322,14 +316,14 @@ static void on_thing_property_set(alink_t *c, const alink_event_t *ev)
     alink_status_t st = alink_thing_property_set(model, c->config.thing_props, c->config.thing_staging,
                                                  ev->u.message.payload, ev->u.message.payload_len, &result);
     if (st != ALINK_OK) {
-        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        alink_core_log(c, "aliyun: ignored message: %s", alink_strerror(st));
         return;
     }
     if (alink_thing_reply(&result, NULL, 0, NULL, c->config.thing_payload, c->config.thing_payload_size, &len) ==
         ALINK_OK) {
         publish_thing(c, ALINK_TOPIC_PROPERTY_SET_REPLY, len);
     }
-    log_line(c, "aliyun: property set id=%s code=%d", result.id, result.code);
+    alink_core_log(c, "aliyun: property set id=%s code=%d", result.id, result.code);
     if (result.changed == 0) {
         return;
     }
@@ -355,7 +349,7 @@ static void on_property_set(alink_t *c, const alink_event_t *ev)
     size_t len = 0;
     alink_status_t st = alink_json_parse_property_set(ev->u.message.payload, ev->u.message.payload_len, &set);
     if (st != ALINK_OK && st != ALINK_ERR_BAD_VALUE && st != ALINK_ERR_NO_PARAMS) {
-        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        alink_core_log(c, "aliyun: ignored message: %s", alink_strerror(st));
         return;
     }
     bool changed = st == ALINK_OK && set.has_light_switch && set.light_switch != c->led_on;
@@ -366,7 +360,7 @@ static void on_property_set(alink_t *c, const alink_event_t *ev)
     if (alink_json_reply(set.id, code, c->payload, sizeof c->payload, &len) == ALINK_OK) {
         publish(c, ALINK_TOPIC_PROPERTY_SET_REPLY, len);
     }
-    log_line(c, "aliyun: property set id=%s code=%d", set.id, code);
+    alink_core_log(c, "aliyun: property set id=%s code=%d", set.id, code);
     if (changed) {
         post_properties(c);
     }
@@ -377,11 +371,11 @@ static void on_setled(alink_t *c, const alink_event_t *ev)
     alink_setled_t cmd;
     alink_status_t st = alink_json_parse_setled(ev->u.message.payload, ev->u.message.payload_len, &cmd);
     if (st != ALINK_OK) {
-        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        alink_core_log(c, "aliyun: ignored message: %s", alink_strerror(st));
         return;
     }
     if (strcmp(cmd.device_name, c->config.device_name) != 0) {
-        log_line(c, "aliyun: ignored message: other device");
+        alink_core_log(c, "aliyun: ignored message: other device");
         return;
     }
     bool changed = cmd.on != c->led_on;
@@ -406,7 +400,7 @@ static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
     int index = rrpc ? alink_thing_service_from_method(model, ev->u.message.payload, ev->u.message.payload_len)
                      : alink_thing_service_index(model, last, last_len);
     if (index < 0 || model->services[index].sync != rrpc) {
-        log_line(c, "aliyun: ignored message: unknown service");
+        alink_core_log(c, "aliyun: ignored message: unknown service");
         return;
     }
     /* An RRPC message id is echoed into the response topic: only an id of 1..64 letters and digits. */
@@ -414,7 +408,7 @@ static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
         bool alnum = i < last_len && ((last[i] >= '0' && last[i] <= '9') || (last[i] >= 'a' && last[i] <= 'z') ||
                                       (last[i] >= 'A' && last[i] <= 'Z'));
         if (i == last_len ? (last_len == 0 || last_len > 64) : !alnum) {
-            log_line(c, "aliyun: ignored message: bad rrpc id");
+            alink_core_log(c, "aliyun: ignored message: bad rrpc id");
             return;
         }
     }
@@ -424,7 +418,7 @@ static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
                                                  ev->u.message.payload_len, c->config.thing_input,
                                                  c->config.thing_output, &result);
     if (st != ALINK_OK) {
-        log_line(c, "aliyun: ignored message: %s", alink_strerror(st));
+        alink_core_log(c, "aliyun: ignored message: %s", alink_strerror(st));
         return;
     }
     char reply_topic[ALINK_TOPIC_SIZE + 80];
@@ -437,7 +431,7 @@ static void on_service(alink_t *c, const alink_event_t *ev, bool rrpc)
                           c->config.thing_payload_size, &len) == ALINK_OK) {
         publish_thing_to(c, reply_topic, len);
     }
-    log_line(c, "aliyun: service %s id=%s code=%d", s->identifier, result.id, result.code);
+    alink_core_log(c, "aliyun: service %s id=%s code=%d", s->identifier, result.id, result.code);
 }
 
 static void on_message(alink_t *c, const alink_event_t *ev)
@@ -445,7 +439,7 @@ static void on_message(alink_t *c, const alink_event_t *ev)
     const char *topic = ev->u.message.topic;
     size_t topic_len = ev->u.message.topic_len;
     if (ev->u.message.too_large) {
-        log_line(c, "aliyun: ignored message: %s", alink_strerror(ALINK_ERR_TOO_LARGE));
+        alink_core_log(c, "aliyun: ignored message: %s", alink_strerror(ALINK_ERR_TOO_LARGE));
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_PROPERTY_SET], topic, topic_len)) {
         on_property_set(c, ev);
     } else if (alink_topic_matches(c->topics[ALINK_TOPIC_USER_SETLED], topic, topic_len)) {
@@ -457,7 +451,7 @@ static void on_message(alink_t *c, const alink_event_t *ev)
     } else if (alink_ota_message(c, ev)) {
         /* handled by the OTA part */
     } else {
-        log_line(c, "aliyun: ignored message: unknown topic");
+        alink_core_log(c, "aliyun: ignored message: unknown topic");
     }
 }
 
@@ -470,7 +464,7 @@ static void on_suback(alink_t *c, const alink_event_t *ev)
     }
     c->subacks_pending &= ~bit;
     const char *topic = c->subscribed_topics[index];
-    log_line(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
+    alink_core_log(c, ev->u.suback.granted ? "aliyun: subscribed %s" : "aliyun: subscribe refused %s", topic);
     if (c->subacks_pending == 0) {
         go_online(c, ev->now_ms);
     }
@@ -486,7 +480,7 @@ static void on_connected(alink_t *c, const alink_event_t *ev)
     if (c->state != ALINK_STATE_CONNECTING) {
         return;
     }
-    log_line(c, "aliyun: mqtt connected");
+    alink_core_log(c, "aliyun: mqtt connected");
     c->connected_at_ms = ev->now_ms;
     set_state(c, ALINK_STATE_SUBSCRIBING, ev->now_ms);
     unsigned n = 0;
@@ -518,9 +512,9 @@ static void on_refused(alink_t *c, const alink_event_t *ev)
     }
     const char *meaning = connack_meaning(code);
     if (meaning) {
-        log_line(c, "aliyun: connect refused: %s", meaning);
+        alink_core_log(c, "aliyun: connect refused: %s", meaning);
     } else {
-        log_line(c, "aliyun: connect refused: code %d", code);
+        alink_core_log(c, "aliyun: connect refused: code %d", code);
     }
     if (code == 4 || code == 5) {
         /* Retrying soon cannot fix credentials, and Aliyun throttles devices that hammer it. */
@@ -540,12 +534,12 @@ static void escalate(alink_t *c, uint64_t now_ms)
     const alink_config_t *cfg = &c->config;
     if (cfg->reboot_after_ms && offline_ms >= cfg->reboot_after_ms && !c->reboot_requested) {
         c->reboot_requested = true;
-        log_line(c, "aliyun: offline for %" PRIu64 " s: rebooting", offline_ms / 1000u);
+        alink_core_log(c, "aliyun: offline for %" PRIu64 " s: rebooting", offline_ms / 1000u);
         emit_simple(c, ALINK_ACT_REBOOT);
     } else if (cfg->restart_network_after_ms && offline_ms >= cfg->restart_network_after_ms &&
                !c->network_restarted && !c->reboot_requested) {
         c->network_restarted = true;
-        log_line(c, "aliyun: offline for %" PRIu64 " s: restarting network", offline_ms / 1000u);
+        alink_core_log(c, "aliyun: offline for %" PRIu64 " s: restarting network", offline_ms / 1000u);
         if (session_open(c)) {
             emit_simple(c, ALINK_ACT_DISCONNECT);
         }
@@ -564,7 +558,7 @@ static void on_tick(alink_t *c, const alink_event_t *ev)
     case ALINK_STATE_WAIT_TIME:
         if (!c->time_wait_logged && now - c->state_since_ms >= c->config.time_sync_timeout_ms) {
             c->time_wait_logged = true;
-            log_line(c, "aliyun: time sync overdue: not connecting with an unset clock");
+            alink_core_log(c, "aliyun: time sync overdue: not connecting with an unset clock");
         }
         break;
     case ALINK_STATE_BACKOFF:
@@ -650,7 +644,7 @@ alink_status_t alink_init(alink_t *core, const alink_config_t *config, alink_emi
     core->state = ALINK_STATE_WAIT_NETWORK;
     /* Proof for the serial log that the triple was read (and decrypted) before any network exists;
      * the username form names the device without the secret. */
-    log_line(core, "aliyun: triple loaded: %s&%s", cfg->device_name, cfg->product_key);
+    alink_core_log(core, "aliyun: triple loaded: %s&%s", cfg->device_name, cfg->product_key);
     return ALINK_OK;
 }
 
@@ -669,7 +663,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
     case ALINK_EV_NET_UP:
         if (!c->net_up) {
             c->net_up = true;
-            log_line(c, "aliyun: network up");
+            alink_core_log(c, "aliyun: network up");
         }
         if (c->state == ALINK_STATE_WAIT_NETWORK) {
             after_network(c, ev);
@@ -677,7 +671,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
         break;
     case ALINK_EV_NET_DOWN:
         if (c->net_up) {
-            log_line(c, "aliyun: network lost");
+            alink_core_log(c, "aliyun: network lost");
         }
         c->net_up = false;
         if (session_open(c)) {
@@ -691,7 +685,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
         c->sync_unix_ms = ev->u.time_synced.unix_ms;
         if (!c->time_synced) {
             c->time_synced = true;
-            log_line(c, "aliyun: time synced");
+            alink_core_log(c, "aliyun: time synced");
         }
         if (c->state == ALINK_STATE_WAIT_TIME) {
             start_connect(c, ev);
@@ -706,7 +700,7 @@ alink_status_t alink_handle(alink_t *c, const alink_event_t *ev)
     case ALINK_EV_MQTT_DISCONNECTED:
         if (c->state == ALINK_STATE_CONNECTING) {
             if (ev->u.cert_refusal != ALINK_CERT_ACCEPTED) {
-                log_line(c, "aliyun: server certificate rejected: %s", alink_cert_refusal_text(ev->u.cert_refusal));
+                alink_core_log(c, "aliyun: server certificate rejected: %s", alink_cert_refusal_text(ev->u.cert_refusal));
             }
             lose_session(c, ev, "connect failed");
         } else if (c->state == ALINK_STATE_SUBSCRIBING || c->state == ALINK_STATE_ONLINE) {
@@ -756,6 +750,6 @@ alink_status_t alink_event_post(alink_t *core, uint32_t event_index, const void 
     }
     core->next_message_id = id == UINT32_MAX ? 1u : id + 1u;
     publish_thing_to(core, topic, len);
-    log_line(core, "aliyun: event %s id=%" PRIu32, e->identifier, id);
+    alink_core_log(core, "aliyun: event %s id=%" PRIu32, e->identifier, id);
     return ALINK_OK;
 }
