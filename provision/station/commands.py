@@ -7,8 +7,11 @@ provision.ledger.
 from __future__ import annotations
 
 import csv
+import functools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -26,6 +29,25 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a number (0x... for hex)") from None
+
+
+class Interrupted(ProvisionError):
+    """Ctrl-C: exit 130, as a shell reports SIGINT."""
+
+    exit_code = 130
+
+
+def _interrupt_before_any_board(command: Callable[..., None]) -> Callable[..., None]:
+    """Ctrl-C before the line started a board (the line itself reports what finished) is one line, exit 130."""
+
+    @functools.wraps(command)
+    def guarded(**options: Any) -> None:
+        try:
+            command(**options)
+        except KeyboardInterrupt:
+            raise Interrupted("interrupted before any board started; nothing was written") from None
+
+    return guarded
 
 
 @click.command("flash")
@@ -73,6 +95,7 @@ def _int(text: str) -> int:
 @click.option("--enable-flash-encryption", is_flag=True, help="Burn a flash-encryption key into eFuse (permanent).")
 @click.option("--confirm-efuse-burn", is_flag=True, help="Confirm the permanent eFuse steps asked for.")
 @click.option("--no-progress", is_flag=True, help="No progress bars (the table and report still come).")
+@_interrupt_before_any_board
 def flash_command(
     csv_path: Path,
     build_dir: Path | None,
@@ -100,44 +123,6 @@ def flash_command(
     no_progress: bool,
 ) -> None:
     """Provision every board on the line: claim a triple per MAC, write, verify, report."""
-    try:
-        _flash(**locals())
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted before any board started; nothing was written") from None
-
-
-class Interrupted(ProvisionError):
-    """Ctrl-C: exit 130, as a shell reports SIGINT."""
-
-    exit_code = 130
-
-
-def _flash(
-    csv_path: Path,
-    build_dir: Path | None,
-    ports: tuple[str, ...],
-    ports_watch: bool,
-    emulate: int | None,
-    emulate_chip: str,
-    emulate_link: str,
-    ledger_url: str | None,
-    baud: int,
-    layout: str,
-    nvs_encryption: str,
-    nvs_partition: str | None,
-    partition_table: Path | None,
-    new_ledger: bool,
-    adopt: bool,
-    reprovision: bool,
-    as_json: bool,
-    report_prefix: Path | None,
-    station: str | None,
-    boot_check_s: float | None,
-    burn_hmac_key: bool,
-    enable_flash_encryption: bool,
-    confirm_efuse_burn: bool,
-    no_progress: bool,
-) -> None:
     import json
     import os
     import sys
