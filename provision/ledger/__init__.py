@@ -19,6 +19,7 @@ from provision.ledger.base import (
     SqlLedger,
     secret_fingerprint,
 )
+from provision.ledger.url import redact_url
 
 __all__ = [
     "STATES",
@@ -37,16 +38,6 @@ __all__ = [
 
 def default_ledger_path(csv_path: Path) -> Path:
     return csv_path.with_name(csv_path.stem + ".ledger.sqlite")
-
-
-def redact_url(url: str) -> str:
-    """`url` with the password of a postgresql://user:password@host URL replaced by ***."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{host}"
 
 
 def _missing(path: Path, csv_path: Path | None) -> InputError:

@@ -23,14 +23,21 @@ from provision.credentials import Device
 from provision.errors import InputError, ProvisionError
 
 __all__ = [
+    "PRE_RETIRED_CONSTRAINTS",
     "RETIRED",
     "STATES",
+    "STATE_CONSTRAINTS",
+    "TRIPLES_INDEX",
+    "TRIPLE_COLUMNS",
     "Claim",
     "ImportResult",
     "LedgerRow",
     "NoTripleLeft",
     "SqlLedger",
+    "schema",
     "secret_fingerprint",
+    "state_constraints_sql",
+    "triples_table",
 ]
 
 FREE = "free"
@@ -91,15 +98,29 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def schema(id_column: str) -> tuple[str, ...]:
-    states = ", ".join(f"'{state}'" for state in STATES)
-    return (
-        """CREATE TABLE IF NOT EXISTS imports (
-            file_sha256 TEXT PRIMARY KEY,
-            file_name TEXT NOT NULL,
-            devices INTEGER NOT NULL,
-            imported_at TEXT NOT NULL)""",
-        f"""CREATE TABLE IF NOT EXISTS triples (
+TRIPLE_COLUMNS = (
+    "id, product_key, device_name, secret_fingerprint, mac, state, reason, chip, station, port, attempts, "
+    "claimed_at, updated_at, verified_at"
+)
+
+
+# The CHECKs that know the states. Ledgers made before `retired` existed carry the first and the two
+# named in PRE_RETIRED_CONSTRAINTS without it, and refuse every retirement: opening one migrates it.
+STATE_CONSTRAINTS = (
+    ("known_state", "state IN ({})".format(", ".join(f"'{state}'" for state in STATES))),
+    ("bound_unless_free_or_retired", "(state IN ('free', 'retired')) = (mac IS NULL)"),
+    ("failed_or_retired_says_why", "state NOT IN ('failed', 'retired') OR reason IS NOT NULL"),
+)
+PRE_RETIRED_CONSTRAINTS = ("known_state", "bound_unless_free", "failed_says_why")
+
+
+def state_constraints_sql() -> str:
+    return ",\n            ".join(f"CONSTRAINT {name} CHECK ({check})" for name, check in STATE_CONSTRAINTS)
+
+
+def triples_table(id_column: str, name: str = "triples") -> str:
+    """The triples table's DDL under `name` (a migration builds the new table beside the old one)."""
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
             id {id_column},
             product_key TEXT NOT NULL,
             device_name TEXT NOT NULL,
@@ -116,10 +137,21 @@ def schema(id_column: str) -> tuple[str, ...]:
             verified_at TEXT,
             CONSTRAINT one_row_per_triple UNIQUE (product_key, device_name),
             CONSTRAINT one_triple_per_mac_per_product UNIQUE (product_key, mac),
-            CONSTRAINT known_state CHECK (state IN ({states})),
-            CONSTRAINT bound_unless_free_or_retired CHECK ((state IN ('free', 'retired')) = (mac IS NULL)),
-            CONSTRAINT failed_or_retired_says_why CHECK (state NOT IN ('failed', 'retired') OR reason IS NOT NULL),
-            CONSTRAINT mac_form CHECK (mac IS NULL OR length(mac) = 17))""",
+            {state_constraints_sql()},
+            CONSTRAINT mac_form CHECK (mac IS NULL OR length(mac) = 17))"""
+
+
+TRIPLES_INDEX = "CREATE INDEX IF NOT EXISTS triples_free ON triples (state, product_key, id)"
+
+
+def schema(id_column: str) -> tuple[str, ...]:
+    return (
+        """CREATE TABLE IF NOT EXISTS imports (
+            file_sha256 TEXT PRIMARY KEY,
+            file_name TEXT NOT NULL,
+            devices INTEGER NOT NULL,
+            imported_at TEXT NOT NULL)""",
+        triples_table(id_column),
         """CREATE TABLE IF NOT EXISTS events (
             id {id_column},
             product_key TEXT NOT NULL,
@@ -129,7 +161,7 @@ def schema(id_column: str) -> tuple[str, ...]:
             reason TEXT,
             station TEXT,
             at TEXT NOT NULL)""".replace("{id_column}", id_column),
-        "CREATE INDEX IF NOT EXISTS triples_free ON triples (state, product_key, id)",
+        TRIPLES_INDEX,
     )
 
 

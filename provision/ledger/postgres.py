@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from provision.errors import EnvironmentProblem, InputError
-from provision.ledger.base import SqlLedger, schema
+from provision.ledger.base import PRE_RETIRED_CONSTRAINTS, STATE_CONSTRAINTS, SqlLedger, schema
+from provision.ledger.url import host_part, redact_url
 
 __all__ = ["PostgresLedger"]
 
@@ -24,14 +25,33 @@ def _connect(url: str) -> Any:
         import psycopg
     except ImportError as exc:  # pragma: no cover - psycopg is a declared dependency
         raise EnvironmentProblem("PostgreSQL ledgers need psycopg: pip install 'psycopg[binary]'") from exc
+    # libpq's messages may quote the URL, password included: none of them is shown, only the host part.
     try:
         return psycopg.connect(url, autocommit=False, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        # The URL may carry a password: name only the host part in the message.
-        where = url.split("@")[-1]
         raise EnvironmentProblem(
-            f"cannot reach the PostgreSQL ledger at {where}: {exc.sqlstate or 'no answer'}"
-        ) from exc
+            f"cannot reach the PostgreSQL ledger at {host_part(url)}: {exc.sqlstate or 'no answer'}: "
+            "check the host, port, user and password of --ledger"
+        ) from None
+    except psycopg.Error:
+        raise InputError(
+            f"--ledger {redact_url(url)}: not a PostgreSQL URL libpq accepts "
+            "(postgresql://USER:PASSWORD@HOST:PORT/DATABASE, special characters %-encoded)"
+        ) from None
+
+
+def _migrate_pre_retired(cur: Any) -> None:
+    """A ledger made before the `retired` state: swap its state CHECKs for today's, in the open transaction."""
+    cur.execute(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'triples'::regclass AND conname = 'known_state'"
+    )
+    found = cur.fetchone()
+    if found is None or "'retired'" in found[0]:
+        return
+    drops = ", ".join(f"DROP CONSTRAINT IF EXISTS {name}" for name in PRE_RETIRED_CONSTRAINTS)
+    adds = ", ".join(f"ADD CONSTRAINT {name} CHECK ({check})" for name, check in STATE_CONSTRAINTS)
+    cur.execute(f"ALTER TABLE triples {drops}, {adds}")
 
 
 def _has_schema(cur: Any) -> bool:
@@ -44,7 +64,7 @@ class PostgresLedger(SqlLedger):
 
     def __init__(self, url: str, *, create: bool = False) -> None:
         self._db = _connect(url)
-        self.description = "postgresql:" + url.split("@")[-1]  # the URL may carry a password: host part only
+        self.description = "postgresql:" + host_part(url)
         with self._transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
             if not create and not _has_schema(cur):
@@ -55,6 +75,7 @@ class PostgresLedger(SqlLedger):
                 )
             for statement in schema("BIGSERIAL PRIMARY KEY"):
                 cur.execute(statement)
+            _migrate_pre_retired(cur)
 
     @staticmethod
     def exists(url: str) -> bool:

@@ -8,11 +8,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from provision.errors import InputError
-from provision.ledger.base import SqlLedger, schema
+from provision.ledger.base import TRIPLE_COLUMNS, TRIPLES_INDEX, SqlLedger, schema, triples_table
 
 __all__ = ["SqliteLedger"]
 
 BUSY_TIMEOUT_S = 60.0
+ID_COLUMN = "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+
+def _migrate_pre_retired(cur: sqlite3.Cursor) -> None:
+    """Rebuild a triples table made before the `retired` state, whose CHECKs refuse it.
+
+    SQLite cannot change a CHECK in place, so this is its documented twelve-step rebuild cut to what this
+    schema needs (no foreign keys, no views, one index): new table, copy every row with its id, drop the
+    old one, rename. It runs inside the caller's BEGIN IMMEDIATE: another station opening the same file
+    waits, then finds it migrated; an error leaves the file as it was.
+    """
+    cur.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'triples'")
+    (ddl,) = cur.fetchone()
+    if "'retired'" in ddl:
+        return
+    cur.execute(triples_table(ID_COLUMN, "triples_migrating"))
+    cur.execute(
+        f"INSERT INTO triples_migrating ({TRIPLE_COLUMNS}) SELECT {TRIPLE_COLUMNS} FROM triples"  # noqa: S608
+    )
+    cur.execute("DROP TABLE triples")
+    cur.execute("ALTER TABLE triples_migrating RENAME TO triples")
+    cur.execute(TRIPLES_INDEX)
 
 
 class SqliteLedger(SqlLedger):
@@ -28,8 +50,9 @@ class SqliteLedger(SqlLedger):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             with self._transaction() as cur:
-                for statement in schema("INTEGER PRIMARY KEY AUTOINCREMENT"):
+                for statement in schema(ID_COLUMN):
                     cur.execute(statement)
+                _migrate_pre_retired(cur)
         except sqlite3.DatabaseError as exc:
             # --ledger pointing at another file or an unreachable place is bad input, not a crash.
             raise InputError(f"{path}: not a usable SQLite ledger ({exc})") from None

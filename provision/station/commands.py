@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from provision.errors import InputError, ProvisionError
+from provision.errors import EnvironmentProblem, InputError, ProvisionError
 
 __all__ = ["erase_command", "flash_command", "ledger_group"]
 
@@ -29,6 +29,16 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise click.BadParameter(f"{text!r} is not a number (0x... for hex)") from None
+
+
+def _require_esptool() -> None:
+    """The board processes drive esptool: its absence is the machine's, said once before any board."""
+    try:
+        import esptool  # noqa: F401
+    except ImportError:
+        raise EnvironmentProblem(
+            "esptool is not installed in this Python: run scripts/setup (or pip install esptool)"
+        ) from None
 
 
 class Interrupted(ProvisionError):
@@ -123,6 +133,7 @@ def flash_command(
     no_progress: bool,
 ) -> None:
     """Provision every board on the line: claim a triple per MAC, write, verify, report."""
+    _require_esptool()  # before the imports below: the emulator is built on esptool too
     import json
     import os
     import sys
@@ -131,7 +142,6 @@ def flash_command(
 
     from provision.credentials import load_devices
     from provision.emulator import EmulatedRack, demo_specs
-    from provision.errors import EnvironmentProblem
     from provision.ledger import redact_url
     from provision.station import (
         EfusePlan,
@@ -277,12 +287,33 @@ def ledger_status(csv_path: Path | None, ledger_url: str | None, as_json: bool) 
         ledger.close()
 
 
+# The export's CSV header, in LedgerRow's field order (JSON lines use the field names themselves).
+EXPORT_HEADER = (
+    "ProductKey",
+    "DeviceName",
+    "MAC",
+    "state",
+    "reason",
+    "chip",
+    "station",
+    "port",
+    "attempts",
+    "claimed_at",
+    "updated_at",
+    "verified_at",
+)
+
+
 @ledger_group.command("export")
 @_csv_option
 @_ledger_option
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="CSV file (default: stdout).")
-def ledger_export(csv_path: Path | None, ledger_url: str | None, out: Path | None) -> None:
-    """Every triple with its MAC and state, as CSV (no secrets: the ledger holds none)."""
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines: one object per triple, instead of CSV.")
+def ledger_export(csv_path: Path | None, ledger_url: str | None, out: Path | None, as_json: bool) -> None:
+    """Every triple with its MAC and state, as CSV or JSON lines (no secrets: the ledger holds none)."""
+    import dataclasses
+    import json
+
     from provision.atomic import write_private_file
 
     ledger = _open(csv_path, ledger_url)
@@ -291,44 +322,23 @@ def ledger_export(csv_path: Path | None, ledger_url: str | None, out: Path | Non
     finally:
         ledger.close()
     with tempfile.SpooledTemporaryFile(mode="w+", newline="") as text:
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(
-            [
-                "ProductKey",
-                "DeviceName",
-                "MAC",
-                "state",
-                "reason",
-                "chip",
-                "station",
-                "port",
-                "attempts",
-                "claimed_at",
-                "updated_at",
-                "verified_at",
-            ]
-        )
-        for r in rows:
-            writer.writerow(
-                [
-                    r.product_key,
-                    r.device_name,
-                    r.mac or "",
-                    r.state,
-                    r.reason or "",
-                    r.chip or "",
-                    r.station or "",
-                    r.port or "",
-                    r.attempts,
-                    r.claimed_at or "",
-                    r.updated_at or "",
-                    r.verified_at or "",
-                ]
-            )
+        if as_json:
+            for r in rows:
+                text.write(json.dumps(dataclasses.asdict(r)) + "\n")
+        else:
+            writer = csv.writer(text, lineterminator="\n")
+            writer.writerow(EXPORT_HEADER)
+            for r in rows:
+                writer.writerow(["" if value is None else value for value in dataclasses.astuple(r)])
         text.seek(0)
         data = text.read()
     if out:
-        write_private_file(out, data.encode())
+        try:
+            write_private_file(out, data.encode())
+        except OSError as exc:  # the OS names the temp file beside OUT: name OUT instead
+            raise EnvironmentProblem(
+                f"--out {out}: cannot write it ({exc.strerror}): check that {out.parent} exists and is writable"
+            ) from None
     else:
         click.echo(data, nl=False)
 
@@ -368,6 +378,7 @@ def erase_command(
     from provision.station.build import partitions_only
     from provision.station.erase import erase_board
 
+    _require_esptool()
     build = partitions_only(partition_table) if partition_table else partitions_only()
     ledger = _open(csv_path, ledger_url) if (csv_path or ledger_url) else None
     try:
