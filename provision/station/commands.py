@@ -6,8 +6,10 @@ provision.ledger.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -136,7 +138,6 @@ def flash_command(
     _require_esptool()  # before the imports below: the emulator is built on esptool too
     import json
     import os
-    import sys
 
     from rich.console import Console
 
@@ -349,20 +350,27 @@ def ledger_export(csv_path: Path | None, ledger_url: str | None, out: Path | Non
 @click.argument("device")
 @click.option("--product-key", help="When DEVICE exists in several products.")
 @click.option("--yes", is_flag=True, help="Confirm without asking.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: the triple, its board and new state.")
 def ledger_release(
-    csv_path: Path | None, ledger_url: str | None, device: str, product_key: str | None, yes: bool
+    csv_path: Path | None, ledger_url: str | None, device: str, product_key: str | None, yes: bool, as_json: bool
 ) -> None:
     """Unbind DEVICE from its board so another board may take it (only if never verified)."""
+    import json
+
     ledger = _open(csv_path, ledger_url)
     try:
         name = f"{product_key}/{device}" if product_key else device
         if not yes and not click.confirm(f"release {name} from its board? (only a never-verified triple can be)"):
             raise click.exceptions.Abort()
         released = ledger.release(device, product_key)
-        outcome = "released (free again)" if released.state == "free" else "retired (never handed out again)"
-        click.echo(f"{released.product_key}/{released.device_name} on {released.mac}: {outcome}")
     finally:
         ledger.close()
+    if as_json:
+        fields = ("product_key", "device_name", "mac", "state", "reason")
+        click.echo(json.dumps({field: getattr(released, field) for field in fields}))
+        return
+    outcome = "released (free again)" if released.state == "free" else "retired (never handed out again)"
+    click.echo(f"{released.product_key}/{released.device_name} on {released.mac}: {outcome}")
 
 
 @click.command("erase")
@@ -371,8 +379,9 @@ def ledger_release(
 @_ledger_option
 @click.option("--partition-table", type=click.Path(dir_okay=False, path_type=Path), help="Default: the firmware's.")
 @click.option("--station", default="erase", show_default=True, help="Name recorded in the ledger history.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document: MAC, erased partitions, triple held.")
 def erase_command(
-    port: str, csv_path: Path | None, ledger_url: str | None, partition_table: Path | None, station: str
+    port: str, csv_path: Path | None, ledger_url: str | None, partition_table: Path | None, station: str, as_json: bool
 ) -> None:
     """Erase a board's credential partitions, read them back blank, and record it in the ledger."""
     from provision.station.build import partitions_only
@@ -382,9 +391,16 @@ def erase_command(
     build = partitions_only(partition_table) if partition_table else partitions_only()
     ledger = _open(csv_path, ledger_url) if (csv_path or ledger_url) else None
     try:
-        result = erase_board(port, build, ledger, station=station)
+        # esptool talks on stdout; stdout is this command's result (one line, or the JSON document)
+        with contextlib.redirect_stdout(sys.stderr):
+            result = erase_board(port, build, ledger, station=station)
     finally:
         if ledger is not None:
             ledger.close()
+    if as_json:
+        import json
+
+        click.echo(json.dumps({"mac": result.mac, "erased": list(result.regions), "triple": result.device_name}))
+        return
     held = f"; the ledger's {result.device_name} may now be released as free" if result.device_name else ""
     click.echo(f"{result.mac}: erased {', '.join(result.regions)} and read back blank{held}")

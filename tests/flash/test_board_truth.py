@@ -71,8 +71,12 @@ def test_release_of_a_written_triple_retires_it_and_status_counts_it(tmp_path: P
     with db._transaction() as cur:  # a failed write: verified_at is only set on success
         cur.execute("UPDATE triples SET verified_at = NULL")
     db.close()
-    released = run_cli("ledger", "release", row.device_name, "--ledger", ledger, "--yes")
-    assert released.code == 0 and "retired" in released.out
+    released = run_cli("ledger", "release", row.device_name, "--ledger", ledger, "--yes", "--json")
+    assert released.code == 0, released.err
+    assert json.loads(released.out) == {
+        "product_key": row.product_key, "device_name": row.device_name, "mac": row.mac, "state": "retired",
+        "reason": f"released after it was written to {row.mac}; the board may still hold it",
+    }  # fmt: skip
     status = run_cli("ledger", "status", "--ledger", ledger, "--json")
     assert json.loads(status.out)["counts"]["retired"] == 1
     assert json.loads(status.out)["counts"]["free"] == 2
@@ -161,6 +165,11 @@ def test_erase_then_release_frees_a_written_triple(tmp_path: Path) -> None:
         db.close()
         erased = run_cli("erase", "--port", rack.urls[0], "--ledger", ledger)
         assert erased.code == 0 and "read back blank" in erased.out, erased.out + erased.err
+        again = run_cli("erase", "--port", rack.urls[0], "--ledger", ledger, "--json")
+        assert again.code == 0, again.out + again.err
+        assert json.loads(again.out) == {
+            "mac": row.mac, "erased": ["fctry", "nvs_keys"], "triple": f"{row.product_key}/{row.device_name}"
+        }  # fmt: skip
     flash = Path(specs[0].flash_path).read_bytes()
     assert flash[0xF000:0x15000] == b"\xff" * 0x6000
     released = run_cli("ledger", "release", row.device_name, "--ledger", ledger, "--yes")
