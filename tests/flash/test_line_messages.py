@@ -35,7 +35,7 @@ MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def _on_terminal(args: list[str], cwd: Path, columns: int = 80) -> str:
+def _on_terminal(args: list[str], cwd: Path, columns: int = 80, code: int = 1) -> str:
     """`provision ARGS` with stdout and stderr on a pseudo-terminal COLUMNS wide; what it drew, escapes removed."""
     controller, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
@@ -50,7 +50,7 @@ def _on_terminal(args: list[str], cwd: Path, columns: int = 80) -> str:
         with contextlib.suppress(OSError):  # EIO once the last writer has closed the terminal
             while chunk := os.read(controller, 65536):
                 seen += chunk
-        assert process.wait(timeout=120) == 1, seen.decode(errors="replace")
+        assert process.wait(timeout=120) == code, seen.decode(errors="replace")
     finally:
         os.close(controller)
         if terminal >= 0:
@@ -74,6 +74,13 @@ def test_the_final_table_fits_80_columns_on_a_terminal(tmp_path: Path) -> None:
     widest = max(cell_len(line) for line in table)
     assert widest <= 80, "\n".join(table)
     assert lines[end + 2].startswith("1 of 2 verified in "), drawn
+
+
+def test_the_overall_progress_bar_counts_boards(tmp_path: Path) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 2)
+    drawn = _on_terminal(["flash", "--csv", str(csv_path), "--emulate", "2"], tmp_path, code=0)
+    assert "boards 2/2" in drawn and "emulated-1" in drawn and "emulated-2" in drawn, drawn
+    assert not re.search(r"boards \d+/(?!2\b)", drawn), "the total is the number of boards, not bytes"
 
 
 def test_one_line_per_board_when_stdout_is_not_a_terminal(tmp_path: Path) -> None:
