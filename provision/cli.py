@@ -10,7 +10,7 @@ import click
 
 from provision import __version__
 from provision.cloud.commands import cloud_group
-from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, ProvisionError
+from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, ProvisionError
 from provision.station.commands import erase_command, flash_command, ledger_group
 
 __all__ = ["cli", "main"]
@@ -235,7 +235,12 @@ def render_ca_command(out_path: Path, pem_files: tuple[Path, ...], check: bool) 
         check_header(out_path, text)
         click.echo(f"{out_path}: up to date ({len(roots)} roots)")
     else:
-        write_header(out_path, text)
+        try:
+            write_header(out_path, text)
+        except OSError as exc:  # the OS names the temp file beside the header: name the header instead
+            raise EnvironmentProblem(
+                f"{out_path}: cannot write it ({exc.strerror}): check that {out_path.parent} exists and is writable"
+            ) from None
         click.echo(f"{out_path}: written ({len(roots)} roots)")
 
 

@@ -46,3 +46,13 @@ def test_an_unwritable_output_path_is_one_line_not_a_traceback(
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and err.startswith(f"{blocker}: ")
     assert not list(tmp_path.glob(".nvs.*"))
+
+
+def test_a_header_that_cannot_be_written_names_the_header_not_its_temp_file(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # /proc takes no new files, for root too; the OS's error names the temp file render-ca writes first.
+    assert cli.main(["render-ca", "--out", "/proc/aliyun_root_ca.h"]) == EXIT_ENVIRONMENT
+    lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("/proc/aliyun_root_ca.h: cannot write it ("), lines
+    assert ".tmp-" not in lines[0] and lines[0].endswith("check that /proc exists and is writable")
