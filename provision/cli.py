@@ -6,12 +6,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import click
+try:
+    import click
 
-from provision import __version__
-from provision.cloud.commands import cloud_group
-from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, ProvisionError
-from provision.station.commands import erase_command, flash_command, ledger_group
+    from provision import __version__
+    from provision.cloud.commands import cloud_group
+    from provision.errors import EXIT_ENVIRONMENT, EXIT_OK, EnvironmentProblem, ProvisionError
+    from provision.station.commands import erase_command, flash_command, ledger_group
+except KeyboardInterrupt:  # Ctrl-C while the command is still loading: as quiet as a Ctrl-C later (main)
+    sys.stderr.write("interrupted while starting; nothing was done\n")
+    raise SystemExit(130) from None
 
 __all__ = ["cli", "main"]
 

@@ -61,14 +61,20 @@ class EmulatedRack:
             spec_path = Path(handle.name)
         try:
             write_specs(self.specs, spec_path)
+            # Its own session: a Ctrl-C on the terminal is the caller's to handle (it stops the rack); the
+            # emulator interrupted in its imports would print a traceback of its own.
             self._process = subprocess.Popen(
                 [sys.executable, "-m", "provision.emulator", str(spec_path)],
                 stdout=subprocess.PIPE,
                 text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
             )
             assert self._process.stdout is not None
             line = self._process.stdout.readline()
+        except BaseException:  # Ctrl-C while it starts: __exit__ will not run, so stop it here
+            self.stop()
+            raise
         finally:
             spec_path.unlink(missing_ok=True)
         if not line:
