@@ -9,8 +9,10 @@ character `=`, `+`, `-`, `@`, tab or CR: OWASP "CSV Injection") get a leading `'
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import errno
 import io
 import json
 import os
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from provision.errors import EnvironmentProblem
 from provision.station.worker import BoardResult
 
 __all__ = ["REPORT_COLUMNS", "RunReport", "render_lines", "render_table", "spreadsheet_safe"]
@@ -61,6 +64,7 @@ class RunReport:
         self.csv_path, self.json_path = self._create(prefix.parent, stem)
         self.verified = 0
         self.boards = 0
+        self.error: EnvironmentProblem | None = None
         self._csv: IO[str] = open(self.csv_path, "a", newline="", encoding="utf-8")
         self._json: IO[str] = open(self.json_path, "a", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=[c for c, _ in REPORT_COLUMNS], lineterminator="\n")
@@ -94,27 +98,55 @@ class RunReport:
         self._sync(self._json)
 
     def add(self, result: BoardResult) -> None:
+        """Append and sync one board; a write the OS refuses (a full disk) stops the report, not the line."""
         self.boards += 1
         self.verified += result.result == "verified"
+        if self.error is not None:
+            return
         row = _row(result)
-        self._writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
-        self._sync(self._csv)
-        self._line({"board": row})
+        try:
+            self._writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+            self._sync(self._csv)
+            self._line({"board": row})
+        except OSError as exc:
+            self.error = self._problem(exc, on_record=self.boards - 1)
+
+    def _problem(self, exc: OSError, *, on_record: int) -> EnvironmentProblem:
+        # The boards keep going (stopping them mid-write would waste their triples) and the ledger records
+        # them all; what the report lacks is said once, when the line ends.
+        if exc.errno == errno.ENOSPC:
+            cause = f"no space left on the file system holding {self.csv_path.parent}"
+        else:
+            cause = f"cannot write ({exc.strerror})"
+        boards = f"{on_record} board{'' if on_record == 1 else 's'}"
+        return EnvironmentProblem(
+            f"report {self.csv_path}: {cause} after {boards} on record; the ledger holds every board "
+            "(provision ledger export): free space there or give --report another place"
+        )
 
     def close(self, *, seconds: float, interrupted: bool) -> None:
-        self._line(
-            {
-                "summary": {
-                    "boards": self.boards,
-                    "verified": self.verified,
-                    "failed": self.boards - self.verified,
-                    "seconds": round(seconds, 1),
-                    "interrupted": interrupted,
-                }
-            }
-        )
-        self._csv.close()
-        self._json.close()
+        """Write the summary and close; raises the report's write problem, if any, once both files are closed.
+
+        Raises:
+            EnvironmentProblem: a write failed (a full disk); the boards before it are on record.
+        """
+        summary = {
+            "boards": self.boards,
+            "verified": self.verified,
+            "failed": self.boards - self.verified,
+            "seconds": round(seconds, 1),
+            "interrupted": interrupted,
+        }
+        if self.error is None:
+            try:
+                self._line({"summary": summary})
+            except OSError as exc:
+                self.error = self._problem(exc, on_record=self.boards)
+        for handle in (self._csv, self._json):
+            with contextlib.suppress(OSError):  # what a full disk refused is already said in self.error
+                handle.close()
+        if self.error is not None:
+            raise self.error
 
 
 def render_lines(results: Sequence[BoardResult]) -> str:

@@ -161,3 +161,39 @@ def test_ctrl_c_at_any_moment_of_a_run_is_quiet_and_exits_130(tmp_path: Path) ->
         else:  # the line finished before the signal came
             assert process.returncode == 0 and out.splitlines()[-1].startswith("2 of 2 verified"), (delay_s, out)
     assert codes[0] == 130, codes
+
+
+def test_a_full_disk_under_the_report_keeps_the_boards_before_it_and_says_so(tmp_path: Path, monkeypatch) -> None:
+    import errno
+
+    import pytest
+
+    from provision.errors import EnvironmentProblem
+    from provision.station import LineOptions, Slot, run_line
+    from provision.station.build import partitions_only
+
+    syncs = []
+    real_sync = RunReport._sync
+
+    def disk_fills_after_the_first_board(self, handle) -> None:  # type: ignore[no-untyped-def]
+        syncs.append(handle.name)
+        if len(syncs) > 3:  # the run header, then the first board's CSV row and JSON line
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_sync(self, handle)
+
+    monkeypatch.setattr(RunReport, "_sync", disk_fills_after_the_first_board)
+    csv_path = write_devices(tmp_path / "devices.csv", 3)
+    specs = board_specs(tmp_path / "boards", 2)
+    options = LineOptions(
+        csv_path=csv_path, build=partitions_only(), new_ledger=True, report_prefix=tmp_path / "r", show_progress=False
+    )
+    with EmulatedRack(specs) as rack, pytest.raises(EnvironmentProblem) as raised:
+        run_line(options, [Slot(f"slot-{i}", url) for i, url in enumerate(rack.urls)])
+    report = next(tmp_path.glob("r-*.csv"))
+    assert raised.value.lines == (
+        f"report {report}: no space left on the file system holding {tmp_path} after 1 board on record; the ledger "
+        "holds every board (provision ledger export): free space there or give --report another place",
+    )
+    rows = list(csv.DictReader(report.open()))
+    assert rows and rows[0]["result"] == "verified"
+    assert [r.state for r in open_ledger(None, csv_path).rows()].count("verified") == 2, "the line went on"
