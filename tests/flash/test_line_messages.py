@@ -303,3 +303,20 @@ def _write_pre_retired_ledger(db) -> tuple[tuple[object, ...], ...]:  # type: ig
         )  # fmt: skip
     db.close()
     return tuple(row[1:3] + row[4:] for row in PRE_RETIRED_ROWS)  # as LedgerRow: no id, no fingerprint
+
+
+def test_flash_and_ledger_status_json_are_one_document_each(tmp_path: Path) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 1)
+    run = run_cli("flash", "--csv", str(csv_path), "--emulate", "2", "--json")
+    assert run.code == 1, run.err
+    document = json.loads(run.out)  # the whole of stdout: progress and notes went to stderr
+    assert sorted(document) == ["boards", "failed", "interrupted", "ledger", "report", "seconds", "verified"]
+    assert (document["verified"], document["failed"], document["interrupted"]) == (1, 1, False)
+    assert sorted(b["result"] for b in document["boards"]) == ["failed", "verified"]
+    assert set(document["boards"][0]) >= {
+        "port", "mac", "device_name", "product_key", "chip", "seconds", "bytes_written", "result", "reason"
+    }  # fmt: skip
+    assert all(Path(p).is_file() for p in document["report"])
+    status = run_cli("ledger", "status", "--csv", str(csv_path), "--json")
+    counts = json.loads(status.out)["counts"]
+    assert counts == {"free": 0, "claimed": 0, "flashing": 0, "flashed": 0, "verified": 1, "failed": 0, "retired": 0}
