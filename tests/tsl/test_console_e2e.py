@@ -196,17 +196,20 @@ def test_a_changed_reading_is_posted_alone(running: Running) -> None:
         post = running.upstream("/thing/event/property/post")
 
 
-def test_bad_readings_on_the_command_line_are_usage_errors(tmp_path: Path) -> None:
+def test_bad_readings_and_events_on_the_command_line_are_usage_errors(tmp_path: Path) -> None:
     binary = build_device()
-    for reading, reason in (
-        ("Uptime=-1", "--reading Uptime: the value does not fit the property"),
-        ("Uptime=abc", "--reading Uptime: not one JSON value"),
-        ("Nope=1", "--reading: the thing model has no property Nope"),
-        ("Uptime", "--reading: expected IDENTIFIER=JSON_VALUE"),
+    for option, value, reason in (
+        ("--reading", "Uptime=-1", "--reading Uptime: the value does not fit the property"),
+        ("--reading", "Uptime=abc", "--reading Uptime: not one JSON value"),
+        ("--reading", "Nope=1", "--reading: no property of the thing model has that identifier"),
+        ("--reading", "Uptime", "--reading: expected IDENTIFIER=JSON_VALUE"),
+        ("--event", "Nope", "--event: no event of the thing model has that identifier"),
+        ("--event", 'Fault={"Code":1,"More":2}', "--event Fault: expected a JSON object of exactly its outputs"),
     ):
         done = subprocess.run(
-            [str(binary), "--nvs", str(tmp_path / "none.bin"), "--reading", reading],
+            [str(binary), "--nvs", str(tmp_path / "none.bin"), option, value],
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
         assert done.returncode == 2, done
+        assert "Nope" not in done.stderr  # a name the model lacks is not quoted back
         assert done.stderr.splitlines()[0].startswith(f"aliyun_device: {reason}"), done.stderr

@@ -191,8 +191,9 @@ bool host_thing_reading(const char *assignment, char *why, size_t why_size)
     }
     int index = alink_thing_property_index(&thing_model, identifier);
     if (index < 0) {
-        snprintf(why, why_size, "--reading: the thing model has no property %s (thing_model.h lists them)",
-                 identifier);
+        /* not quoted back: an argument in the wrong place may be anything */
+        snprintf(why, why_size, "--reading: no property of the thing model has that identifier "
+                                "(thing_model.h lists them)");
         return false;
     }
     const alink_thing_field_t *f = &thing_model.properties[index];
@@ -223,7 +224,7 @@ bool host_thing_event(const char *assignment, char *why, size_t why_size)
         index++;
     }
     if (index == thing_model.event_count) {
-        snprintf(why, why_size, "--event: the thing model has no event %s (thing_model.h lists them)", identifier);
+        snprintf(why, why_size, "--event: no event of the thing model has that identifier (thing_model.h lists them)");
         return false;
     }
     if (s_event_count == EVENTS_QUEUED) {
