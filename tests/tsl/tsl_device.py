@@ -104,6 +104,23 @@ class Platform:
         self.watchers.append(watcher)
         return Lines(watcher.stdout)
 
+    def watch_listening(self, timeout_s: float = 20.0) -> Lines:
+        """A watch that has subscribed: probes on one of the device's user topics until it prints one."""
+        from provision.cloud.console import console_session
+
+        watch = self.watch()
+        probe = f"/{self.device.product_key}/{self.device.device_name}/user/watch-probe"
+        deadline = time.monotonic() + timeout_s
+        with console_session(self.cert_dir) as session:
+            while True:
+                session.publish(probe, "{}")
+                try:
+                    watch.wait_for(lambda line: json.loads(line)["topic"] == probe, 0.5)
+                    return watch
+                except AssertionError:
+                    if time.monotonic() > deadline:
+                        raise
+
     def stop(self) -> None:
         for watcher in self.watchers:
             stop(watcher)

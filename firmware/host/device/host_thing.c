@@ -205,9 +205,9 @@ bool host_thing_reading(const char *assignment, char *why, size_t why_size)
         return false;
     }
     copy_field(f, &s_readings, &parsed);
-    if (f->access == ALINK_THING_RW) {
-        copy_field(f, &s_props, &parsed); /* a writable property starts there; the platform may set it */
-    }
+    /* live at once: the post on going online may come before the first TICK refreshes the readings; a
+     * writable property starts there and the platform may set it */
+    copy_field(f, &s_props, &parsed);
     return true;
 }
 
