@@ -66,6 +66,8 @@ printf '\x00{"id":"1","params":{"Level":2,"Location":{"Lat":1,"Lon":2,"Name":"a"
     >"$thing_corpus/set"
 printf '\x00{"id":"2","params":{"Tags":["ab","c"],"Since":"1700000000000","Ratio":0.25}}' >"$thing_corpus/set2"
 printf '\x03{"id":"3","params":{"Channel":1}}' >"$thing_corpus/measure"
+printf '\x1e{"Lat":1.5,"Lon":-2,"Name":"ab"}' >"$thing_corpus/value-location"
+printf '\x02-10' >"$thing_corpus/value-level"
 echo "fuzzing the thing-model engine for ${seconds} s"
 set +e
 "$work/fuzz_thing" -max_total_time="$seconds" -max_len=1200 -print_final_stats=1 -artifact_prefix="$here/out/thing-" \

@@ -75,7 +75,12 @@ def code_bytes_by_object(map_text: str) -> dict[str, tuple[int, int]]:
         text, rodata = sizes.get(obj, (0, 0))
         sizes[obj] = (text + size, rodata) if section.startswith(".text") else (text, rodata + size)
 
-    for line in map_text.splitlines():
+    # The map first lists the input sections --gc-sections discarded, in the same format: only what follows
+    # "Linker script and memory map" was placed.
+    placed = map_text.split("\nLinker script and memory map", 1)
+    if len(placed) != 2:
+        sys.exit("firmware_size: the linker map has no 'Linker script and memory map' part")
+    for line in placed[1].splitlines():
         match = CODE_SECTION.match(line)
         if match:
             if match.group(2):

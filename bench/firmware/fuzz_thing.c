@@ -1,6 +1,7 @@
 /* libFuzzer target of the thing-model engine over the every-type test model (tests/tsl/every_type.json,
- * rendered by bench/firmware_fuzz.sh): byte 0 picks a property set (even) or a service call (odd),
- * the rest is the payload. After each accepted request the post and the reply must still serialize. */
+ * rendered by bench/firmware_fuzz.sh): byte 0 picks a property set (0 mod 4), one value for property
+ * byte0/4 (2 mod 4, the shells' alink_thing_value_parse) or a service call (odd), the rest is the payload.
+ * After each accepted request or value the post, the values object and the reply must still serialize. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -32,6 +33,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     alink_thing_result_t result;
     size_t written = 0;
+    if ((data[0] & 3u) == 2u) {
+        uint32_t index = (uint32_t)(data[0] >> 2) % THING_PROPERTY_COUNT;
+        staging = live;
+        if (alink_thing_value_parse(&thing_model.properties[index], payload, len, &staging) == ALINK_OK &&
+            alink_thing_values_json(thing_model.properties, THING_PROPERTY_COUNT, UINT64_C(1) << index, &staging,
+                                    out, sizeof out, &written) != ALINK_OK) {
+            __builtin_trap(); /* every accepted value must serialize back */
+        }
+        return 0;
+    }
     if ((data[0] & 1u) == 0) {
         if (alink_thing_property_set(&thing_model, &live, &staging, payload, len, &result) == ALINK_OK) {
             (void)alink_thing_reply(&result, NULL, 0, NULL, out, sizeof out, &written);

@@ -2,7 +2,8 @@
  * The ESP-IDF shell. Start-up: factory NVS (triple) -> default NVS -> LED -> core -> network and
  * SNTP -> event loop. Every IDF callback only queues a shell_event_t; this task turns each into an
  * alink_event_t, and executes the core's actions (emit()). No behaviour lives here: log lines,
- * retry policy, commands and payloads all come from components/aliyun_link.
+ * retry policy, commands and payloads all come from components/aliyun_link; the product's own
+ * properties, service and event from its thing model and thing_app.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #include "ota_update.h"
 #include "sdkconfig.h"
 #include "shell_events.h"
+#include "thing_app.h"
 
 /* Kconfig ranges already hold these; the asserts keep a hand-edited sdkconfig honest. */
 _Static_assert(CONFIG_ALIYUN_KEEPALIVE_S >= ALINK_KEEPALIVE_MIN_S && CONFIG_ALIYUN_KEEPALIVE_S <= ALINK_KEEPALIVE_MAX_S,
@@ -242,6 +244,7 @@ static void configure_core(void)
     cfg.reboot_after_ms = CONFIG_ALIYUN_REBOOT_AFTER_S * 1000u;
     cfg.firmware_version = ota_update_running_version();
     cfg.ota_slot_bytes = ota_update_slot_bytes();
+    thing_app_configure(&cfg);
     alink_status_t st = alink_init(&s_core, &cfg, emit, NULL, &bad);
     if (st != ALINK_OK) {
         static const char *const fields[] = {"configuration", "product key", "device name", "device secret",
@@ -275,6 +278,7 @@ void app_main(void)
     ESP_ERROR_CHECK(gpio_reset_pin((gpio_num_t)CONFIG_ALIYUN_LED_GPIO));
     ESP_ERROR_CHECK(gpio_set_direction((gpio_num_t)CONFIG_ALIYUN_LED_GPIO, GPIO_MODE_OUTPUT));
     ESP_ERROR_CHECK(gpio_set_level((gpio_num_t)CONFIG_ALIYUN_LED_GPIO, 0));
+    thing_app_start();
 
     s_events = xQueueCreate(EVENT_QUEUE_LENGTH, sizeof(shell_event_t));
     s_free_slots = xQueueCreate(MESSAGE_SLOTS, sizeof(int));
@@ -323,7 +327,9 @@ void app_main(void)
             ev.random = esp_random();
             ev.u.tick.rssi_dbm = net_connect_rssi_dbm();
             ev.u.tick.free_heap_bytes = esp_get_free_heap_size();
+            thing_app_before_tick();
             (void)alink_handle(&s_core, &ev);
+            thing_app_after_tick(&s_core, last_tick_ms);
         }
         ESP_ERROR_CHECK(esp_task_wdt_reset());
     }

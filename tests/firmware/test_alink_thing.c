@@ -308,6 +308,52 @@ static void test_service(void **state)
     assert_string_equal(res.message, "unknown parameter");
 }
 
+static alink_status_t parse(const char *identifier, const char *json)
+{
+    int index = alink_thing_property_index(&model, identifier);
+    assert_true(index >= 0);
+    return alink_thing_value_parse(&fields[index], json, strlen(json), &live);
+}
+
+static void test_value_parse_checks_like_a_set(void **state)
+{
+    (void)state;
+    assert_int_equal(parse("F", "21.5"), ALINK_OK);
+    assert_true(live.f == 21.5f);
+    assert_int_equal(parse("F", " 120 \n"), ALINK_OK);
+    assert_int_equal(parse("F", "120.1"), ALINK_ERR_BAD_VALUE);
+    assert_int_equal(parse("F", "21.55"), ALINK_ERR_BAD_VALUE); /* off the 0.1 grid */
+    assert_int_equal(parse("F", "\"21.5\""), ALINK_ERR_BAD_VALUE);
+    assert_int_equal(parse("F", "21.5x"), ALINK_ERR_NOT_JSON);
+    assert_int_equal(parse("F", ""), ALINK_ERR_NOT_JSON);
+    assert_int_equal(parse("R", "10"), ALINK_OK); /* read-only: a reading the shell sets, not a set */
+    assert_int_equal(live.ro, 10);
+    assert_int_equal(parse("P", "{\"x\":-5,\"tag\":\"abcd\"}"), ALINK_OK);
+    assert_string_equal(live.p.tag, "abcd");
+    assert_int_equal(parse("P", "{\"x\":-5}"), ALINK_ERR_BAD_VALUE);
+    assert_int_equal(parse("A", "[0, 0.5, 1]"), ALINK_OK);
+    assert_int_equal(live.arr_count, 3);
+    assert_int_equal(alink_thing_value_parse(NULL, "1", 1, &live), ALINK_ERR_ARG);
+}
+
+static void test_values_json_of_a_mask(void **state)
+{
+    (void)state;
+    char out[256];
+    size_t len = 0;
+    live.i = -100;
+    live.b = true;
+    strcpy(live.t, "a\"b");
+    uint64_t mask = (UINT64_C(1) << 0) | (UINT64_C(1) << 3) | (UINT64_C(1) << 5);
+    assert_int_equal(alink_thing_values_json(fields, 10, mask, &live, out, sizeof out, &len), ALINK_OK);
+    assert_string_equal(out, "{\"I\":-100,\"B\":1,\"T\":\"a\\\"b\"}");
+    assert_int_equal(len, strlen(out));
+    assert_int_equal(alink_thing_values_json(fields, 0, 0, NULL, out, sizeof out, &len), ALINK_OK);
+    assert_string_equal(out, "{}");
+    assert_int_equal(alink_thing_values_json(fields, 10, mask, &live, out, 12, &len), ALINK_ERR_BUFFER);
+    assert_string_equal(out, "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -320,6 +366,8 @@ int main(void)
         cmocka_unit_test_setup(test_request_shape, reset),
         cmocka_unit_test_setup(test_post_and_event, reset),
         cmocka_unit_test_setup(test_service, reset),
+        cmocka_unit_test_setup(test_value_parse_checks_like_a_set, reset),
+        cmocka_unit_test_setup(test_values_json_of_a_mask, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -827,6 +827,18 @@ static void test_thing_model_sets_and_posts(void **state)
     at = message(SET_TOPIC, "{\"id\":\"42\",\"params\":{\"CurrentTemperature\":30}}");
     LOGGED(at, "aliyun: property set id=42 code=460");
     assert_true(lamp.brightness == 60 && lamp.temperature == 21.5f);
+
+    /* the seed's LED command sets LightSwitch: property, application and post follow */
+    lamp_applied = 0;
+    at = message(SETLED_TOPIC, "{\"dn\":\"dev1\",\"s\":0}");
+    LOGGED(at, "aliyun: led off");
+    assert_false(lamp.light);
+    assert_true(lamp_applied == 1u);
+    post = find(at, ALINK_ACT_PUBLISH, POST_TOPIC);
+    assert_non_null(post);
+    assert_non_null(strstr(post->payload, "\"params\":{\"LightSwitch\":0}"));
+    at = message(SETLED_TOPIC, "{\"dn\":\"dev1\",\"s\":0}"); /* no change: nothing posted */
+    assert_null(find(at, ALINK_ACT_PUBLISH, POST_TOPIC));
 }
 
 /* A reading that changes is posted on the next TICK, alone, with its time, at most once per interval. */

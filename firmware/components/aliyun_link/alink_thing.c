@@ -658,3 +658,49 @@ alink_status_t alink_thing_reply(const alink_thing_result_t *result, const alink
     put(&w, ",\"version\":\"1.0\"}");
     return finish(&w, len);
 }
+
+alink_status_t alink_thing_value_parse(const alink_thing_field_t *field, const char *json, size_t len, void *base)
+{
+    if (field == NULL || json == NULL || base == NULL) {
+        return ALINK_ERR_ARG;
+    }
+    alink_status_t st = alink_json_check_shape(json, len, ALINK_INBOUND_MAX, ALINK_THING_DEPTH_MAX);
+    if (st != ALINK_OK) {
+        return st;
+    }
+    const char *end = NULL;
+    cJSON *value = cJSON_ParseWithLengthOpts(json, len, &end, false);
+    while (value != NULL && end < json + len && strchr(" \t\r\n", *end) != NULL && *end != '\0') {
+        end++;
+    }
+    if (value == NULL || end != json + len) { /* "21.5x" is not a value followed by noise */
+        cJSON_Delete(value);
+        return ALINK_ERR_NOT_JSON;
+    }
+    bool ok = take_value(field, value, base);
+    cJSON_Delete(value);
+    return ok ? ALINK_OK : ALINK_ERR_BAD_VALUE;
+}
+
+alink_status_t alink_thing_values_json(const alink_thing_field_t *fields, uint32_t count, uint64_t mask,
+                                       const void *base, char *out, size_t out_size, size_t *len)
+{
+    if ((count > 0 && (fields == NULL || base == NULL)) || out == NULL || out_size == 0) {
+        return ALINK_ERR_ARG;
+    }
+    writer_t w = {out, out_size, 0, false};
+    bool first = true;
+    put(&w, "{");
+    for (uint32_t i = 0; i < count; i++) {
+        if (mask != 0 && (i >= 64u || (mask & (UINT64_C(1) << i)) == 0)) {
+            continue;
+        }
+        put(&w, first ? "" : ",");
+        first = false;
+        put_string(&w, fields[i].identifier, SIZE_MAX);
+        put(&w, ":");
+        put_value(&w, &fields[i], base);
+    }
+    put(&w, "}");
+    return finish(&w, len);
+}

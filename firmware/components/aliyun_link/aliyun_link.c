@@ -380,9 +380,26 @@ static void on_setled(alink_t *c, const alink_event_t *ev)
     }
     bool changed = cmd.on != c->led_on;
     set_led(c, cmd.on);
-    if (changed) {
-        post_properties(c);
+    if (!changed) {
+        return;
     }
+    if (!c->config.thing_model) {
+        post_properties(c);
+        return;
+    }
+    /* With a model, the seed's LED command is a set of LightSwitch (when the model has it): the property,
+     * the application and the post follow, as after a property set; a model without it has no LED to post. */
+    const alink_thing_model_t *model = c->config.thing_model;
+    int led = alink_thing_property_index(model, "LightSwitch");
+    if (led < 0 || model->properties[led].type != ALINK_THING_BOOL) {
+        return;
+    }
+    uint64_t bit = UINT64_C(1) << led;
+    memcpy((unsigned char *)c->config.thing_props + model->properties[led].offset, &cmd.on, sizeof cmd.on);
+    if (c->config.thing_applied) {
+        c->config.thing_applied(c->config.thing_ctx, bit);
+    }
+    post_thing_properties(c, bit);
 }
 
 /* A thing-model service: async on thing/service/{Identifier}, sync through rrpc/request/{messageId}. */

@@ -60,6 +60,11 @@ enum {
     THING_SERVICE_COUNT = 1
 };
 
+/* Every event and service as X(Identifier): for code that treats each one alike (a dispatcher, a log,
+ * the host build's stand-in application). */
+#define THING_EVENT_LIST(X) X(TemperatureAlarm)
+#define THING_SERVICE_LIST(X) X(Blink)
+
 extern const alink_thing_model_t thing_model;
 
 /* Implemented by the application. */

@@ -9,7 +9,10 @@
  *                 [--port N] [--ca FILE] [--clock-skew S] [--client-id ID] [--sign-method M]
  *                 [--backoff-base-ms N] [--backoff-cap-ms N] [--post-period-s N] [--keepalive-s N]
  *                 [--ota-dir DIR [--ota-slot-bytes N] [--ota-confirm-s N]]
+ *                 [--reading ID=JSON]... [--event ID[=JSON]]... [--stdin]
  * With --ota-dir the device takes OTA updates into slot files there (host_ota.h); without it OTA is off.
+ * The thing model is the one the build rendered (host_thing.h: the stand-in application, its readings,
+ * events and the --stdin lines).
  */
 #define _POSIX_C_SOURCE 200809L /* clock_gettime, sigaction, nanosleep under -std=c11 */
 
@@ -31,6 +34,7 @@
 #include "aliyun_root_ca.h"
 #include "host_ota.h"
 #include "host_ota_fetch.h"
+#include "host_thing.h"
 #include "host_tls.h"
 #include "nvs_image.h"
 
@@ -69,6 +73,7 @@ typedef struct {
     const char *ota_dir;
     uint32_t ota_slot_bytes;
     uint32_t ota_confirm_s;
+    bool stdin_commands;
 } options_t;
 
 typedef struct {
@@ -579,7 +584,8 @@ static void usage(const char *why)
     fprintf(stderr, "usage: aliyun_device --nvs FILE [--nvs-keys FILE | --hmac-key FILE] [--endpoint HOST] [--port N]\n"
                     "       [--ca FILE] [--clock-skew S] [--client-id ID] [--sign-method hmacmd5|hmacsha1|hmacsha256]\n"
                     "       [--backoff-base-ms N] [--backoff-cap-ms N] [--post-period-s N] [--keepalive-s N]\n"
-                    "       [--ota-dir DIR [--ota-slot-bytes N] [--ota-confirm-s N]]\n");
+                    "       [--ota-dir DIR [--ota-slot-bytes N] [--ota-confirm-s N]]\n"
+                    "       [--reading ID=JSON]... [--event ID[=JSON]]... [--stdin]\n");
     exit(2);
 }
 
@@ -607,6 +613,8 @@ static void parse_options(int argc, char **argv, options_t *o)
         {"backoff-cap-ms", required_argument, NULL, 'B'}, {"post-period-s", required_argument, NULL, 'P'},
         {"keepalive-s", required_argument, NULL, 'K'},  {"ota-dir", required_argument, NULL, 'o'},
         {"ota-slot-bytes", required_argument, NULL, 'O'}, {"ota-confirm-s", required_argument, NULL, 'C'},
+        {"reading", required_argument, NULL, 'r'},      {"event", required_argument, NULL, 'v'},
+        {"stdin", no_argument, NULL, 'I'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
@@ -614,6 +622,7 @@ static void parse_options(int argc, char **argv, options_t *o)
     o->ota_slot_bytes = 16u * 1024u * 1024u;
     o->ota_confirm_s = 120;
     int c;
+    char why[160];
     while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (c) {
         case 'n': o->nvs_path = optarg; break;
@@ -636,6 +645,17 @@ static void parse_options(int argc, char **argv, options_t *o)
         case 'o': o->ota_dir = optarg; break;
         case 'O': o->ota_slot_bytes = (uint32_t)parse_long(optarg, 1, 2147483647L, "--ota-slot-bytes"); break;
         case 'C': o->ota_confirm_s = (uint32_t)parse_long(optarg, 1, 86400L, "--ota-confirm-s"); break;
+        case 'r':
+            if (!host_thing_reading(optarg, why, sizeof why)) {
+                usage(why);
+            }
+            break;
+        case 'v':
+            if (!host_thing_event(optarg, why, sizeof why)) {
+                usage(why);
+            }
+            break;
+        case 'I': o->stdin_commands = true; break;
         default: usage("unknown option");
         }
     }
@@ -698,6 +718,7 @@ static void configure_core(const options_t *o)
         cfg.firmware_version = host_ota_running_version();
         cfg.ota_slot_bytes = o->ota_slot_bytes;
     }
+    host_thing_configure(&cfg);
     alink_status_t st = alink_init(&s_host.core, &cfg, emit, NULL, &bad);
     if (st != ALINK_OK) {
         char reason[96];
@@ -716,6 +737,7 @@ int main(int argc, char **argv)
     memcpy(boot_argv, argv, (size_t)(argc + 1) * sizeof *argv);
     s_host.boot_argv = boot_argv;
     s_host.started_ms = monotonic_ms();
+    host_thing_init();
     parse_options(argc, argv, &s_host.options);
     if (s_host.options.ota_dir != NULL) {
         char why[320];
@@ -762,8 +784,13 @@ int main(int argc, char **argv)
         drain_queue();
         poll_ota();
         drain_queue();
+        if (s_host.options.stdin_commands) {
+            s_host.options.stdin_commands = host_thing_read_stdin();
+        }
+        host_thing_post_events(&s_host.core, monotonic_ms());
         if (monotonic_ms() - last_tick_ms >= TICK_MS) {
             last_tick_ms = monotonic_ms();
+            host_thing_refresh();
             memset(&ev, 0, sizeof ev);
             ev.type = ALINK_EV_TICK;
             ev.u.tick.rssi_dbm = 0;

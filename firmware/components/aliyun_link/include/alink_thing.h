@@ -155,6 +155,21 @@ alink_status_t alink_thing_service_call(const alink_thing_model_t *model, uint32
                                         size_t len, void *input, void *output, alink_thing_result_t *result);
 
 /*
+ * One value from its JSON text (len bytes, e.g. `21.5`, `"abc"`, `{"Lat":1,"Lon":2}`), checked as a set
+ * checks it, into base + field->offset (base: the struct holding the field). ALINK_ERR_NOT_JSON when the
+ * text is not one JSON value, ALINK_ERR_BAD_VALUE when the value does not fit the descriptor (base may then
+ * be partly written: parse into a copy). For shells and tests that take values from outside the protocol.
+ */
+alink_status_t alink_thing_value_parse(const alink_thing_field_t *field, const char *json, size_t len, void *base);
+
+/*
+ * The JSON object {"Identifier":value,...} of the fields whose bit i is set in `mask` (all when mask is 0),
+ * from `base`. ALINK_ERR_BUFFER when it does not fit (out is then "").
+ */
+alink_status_t alink_thing_values_json(const alink_thing_field_t *fields, uint32_t count, uint64_t mask,
+                                       const void *base, char *out, size_t out_size, size_t *len);
+
+/*
  * The reply to a set or a service call. `outputs`/`output` (may be NULL/0) fill "data" on success.
  */
 alink_status_t alink_thing_reply(const alink_thing_result_t *result, const alink_thing_field_t *outputs,
