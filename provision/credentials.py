@@ -163,6 +163,23 @@ _SECRET_KIND = 2
 _BARE_NAME_KIND = 3  # a DeviceName under any ProductKey: only for callers that name files by DeviceName
 
 
+# Rows whose value an earlier row used, per kind (the kind numbers above), as (row, kind, first row).
+_REPEATS_QUERY = """
+WITH
+  names AS (SELECT name AS value, MIN(row) AS first FROM seen GROUP BY name HAVING COUNT(*) > 1),
+  secrets AS (SELECT secret AS value, MIN(row) AS first FROM seen GROUP BY secret HAVING COUNT(*) > 1),
+  bare_names AS (SELECT bare_name AS value, MIN(row) AS first FROM seen WHERE bare_name IS NOT NULL
+                 GROUP BY bare_name HAVING COUNT(*) > 1)
+SELECT seen.row, 1, names.first FROM seen JOIN names ON seen.name = names.value WHERE seen.row > names.first
+UNION ALL
+SELECT seen.row, 2, secrets.first FROM seen JOIN secrets ON seen.secret = secrets.value WHERE seen.row > secrets.first
+UNION ALL
+SELECT seen.row, 3, bare_names.first FROM seen JOIN bare_names ON seen.bare_name = bare_names.value
+  WHERE seen.row > bare_names.first
+ORDER BY 1, 2
+"""
+
+
 class _Fingerprints:
     """Finds values used by more than one row, keeping 8 bytes of keyed BLAKE2b per value, not the value.
 
@@ -178,30 +195,32 @@ class _Fingerprints:
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(16)
-        self._pending: list[tuple[int, int, int]] = []
+        self._pending: list[tuple[int, int, int, int | None]] = []
         self._db = sqlite3.connect("")
         self._db.execute("PRAGMA cache_size = -512")
-        self._db.execute("CREATE TABLE seen (kind INTEGER, fingerprint INTEGER, row INTEGER)")
+        # One row per device: its row number and the fingerprint of each kind (kind k in column k).
+        self._db.execute("CREATE TABLE seen (row INTEGER, name INTEGER, secret INTEGER, bare_name INTEGER)")
 
-    def add(self, kind: int, value: str, row: int) -> None:
+    def _fingerprint(self, value: str) -> int:
         digest = hashlib.blake2b(value.encode(), digest_size=8, key=self._key).digest()
-        self._pending.append((kind, int.from_bytes(digest, "little", signed=True), row))
+        return int.from_bytes(digest, "little", signed=True)
+
+    def add(self, row: int, name: str, secret: str, bare_name: str | None) -> None:
+        """Remember one row's ProductKey+DeviceName, secret and (when given) DeviceName alone."""
+        fingerprint = self._fingerprint
+        bare = None if bare_name is None else fingerprint(bare_name)
+        self._pending.append((row, fingerprint(name), fingerprint(secret), bare))
         if len(self._pending) >= self._BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?)", self._pending)
+        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", self._pending)
         self._pending.clear()
 
     def repeats(self) -> list[tuple[int, int, int]]:
         """(row, kind, first row with that value) for every row whose value an earlier row used, by row then kind."""
         self._flush()
-        found = self._db.execute(
-            "WITH repeated AS (SELECT kind, fingerprint, MIN(row) AS first FROM seen GROUP BY kind, fingerprint "
-            "HAVING COUNT(*) > 1) SELECT seen.row, seen.kind, repeated.first FROM seen JOIN repeated "
-            "USING (kind, fingerprint) WHERE seen.row > repeated.first ORDER BY seen.row, seen.kind"
-        )
-        return [(int(row), int(kind), int(first)) for row, kind, first in found]
+        return [(int(row), int(kind), int(first)) for row, kind, first in self._db.execute(_REPEATS_QUERY)]
 
     def close(self) -> None:
         self._db.close()
@@ -358,10 +377,8 @@ class _Scan:
         if len(self.problems) != before:
             return None
         if seen is not None:
-            seen.add(_NAME_KIND, f"{product_key}\0{device_name}", row)
-            seen.add(_SECRET_KIND, device_secret, row)
-            if self.check_bare_names:
-                seen.add(_BARE_NAME_KIND, device_name, row)
+            bare_name = device_name if self.check_bare_names else None
+            seen.add(row, f"{product_key}\0{device_name}", device_secret, bare_name)
         self.product_keys.setdefault(product_key, None)
         return Device(
             product_key=product_key,
@@ -370,7 +387,7 @@ class _Scan:
             product_secret=product_secret or None,
             region=region or None,
             row=row,
-            extra=tuple((name, record[index]) for index, name in extra_columns),
+            extra=tuple((name, record[index]) for index, name in extra_columns) if extra_columns else (),
         )
 
 
