@@ -299,6 +299,7 @@ def _make_parents(directory: Path) -> list[Path]:
     for path in reversed(missing):
         path.mkdir(mode=0o777)
         created.append(path)
+    directory.mkdir(parents=True, exist_ok=True)  # the OS's own error when it exists and is not a directory
     return created
 
 
