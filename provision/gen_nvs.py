@@ -180,7 +180,8 @@ class DeviceFiles:
         self.layout = layout
         self.size = size
         self.encryption = encryption
-        self._writer = StringImageWriter(size)
+        # ProductKey and region repeat across a CSV: their entries are built once (never a secret's).
+        self._writer = StringImageWriter(size, repeated_keys=("product_key", "region", "ProductKey"))
         self.names: tuple[str, ...] = (NVS_FILE,) + {"none": (), "xts": (NVS_KEYS_FILE,), "hmac": (HMAC_KEY_FILE,)}[
             encryption
         ]

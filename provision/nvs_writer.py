@@ -106,10 +106,17 @@ class StringImageWriter:
         ValueError: a size that is not a whole number of pages (at least one).
     """
 
-    def __init__(self, size: int) -> None:
+    _REPEATS_KEPT = 64
+
+    def __init__(self, size: int, *, repeated_keys: Sequence[str] = ()) -> None:
+        """Args:
+        repeated_keys: keys whose values repeat across images (a CSV's ProductKey, its region): their whole
+            entries are kept, a few values each. Never a secret's key: no secret outlives its image.
+        """
         if size < fmt.PAGE_SIZE or size % fmt.PAGE_SIZE:
             raise ValueError(f"size 0x{size:X} is not a whole number of pages")
         self._size = size
+        self._repeated: dict[str, dict[str, bytes]] = {key: {} for key in repeated_keys}
         self._namespace_entries: dict[str, bytes] = {}
         # (key, span) -> (entry bytes 0..3, CRC32 state after bytes 0..3 and the key field, key field)
         self._string_heads: dict[tuple[str, int], tuple[bytes, int, bytes]] = {}
@@ -151,6 +158,15 @@ class StringImageWriter:
             lanes = self._lanes[count] = _XtsLanes(count)
         return lanes
 
+    def _string_entries(self, key: str, value: str) -> bytes:
+        payload = value.encode() + b"\0"
+        length = len(payload)
+        data_entries = (length + fmt.ENTRY_SIZE - 1) // fmt.ENTRY_SIZE
+        head, crc_state, field = self._string_head(key, 1 + data_entries)
+        data = _pack_sz_data(length, 0xFFFF, zlib.crc32(payload, _CRC_INIT))
+        padded_payload = payload.ljust(data_entries * fmt.ENTRY_SIZE, b"\xff")
+        return b"".join((head, _pack_u32(zlib.crc32(data, crc_state)), field, data, padded_payload))
+
     def image(self, namespace: str, pairs: Sequence[tuple[str, str]], xts_key: bytes | None) -> bytes:
         """Page 0 active (sequence 0) holding namespace 1 = `namespace` and the string entries in order, the
         other pages erased (0xFF); every entry XTS-encrypted with the 64-byte `xts_key` when given.
@@ -160,18 +176,20 @@ class StringImageWriter:
                 images always do), or a key or namespace longer than 15 bytes.
         """
         parts = [self._namespace_entry(namespace)]
-        count = 1
         for key, value in pairs:
-            payload = value.encode() + b"\0"
-            length = len(payload)
-            data_entries = (length + fmt.ENTRY_SIZE - 1) // fmt.ENTRY_SIZE
-            head, crc_state, field = self._string_head(key, 1 + data_entries)
-            data = _pack_sz_data(length, 0xFFFF, zlib.crc32(payload, _CRC_INIT))
-            parts += (head, _pack_u32(zlib.crc32(data, crc_state)), field, data)
-            parts.append(payload.ljust(data_entries * fmt.ENTRY_SIZE, b"\xff"))
-            count += 1 + data_entries
-        header, tail = self._page(count)
+            kept = self._repeated.get(key)
+            if kept is None:
+                parts.append(self._string_entries(key, value))
+                continue
+            entries = kept.get(value)
+            if entries is None:
+                entries = self._string_entries(key, value)
+                if len(kept) < self._REPEATS_KEPT:
+                    kept[value] = entries
+            parts.append(entries)
         entries = b"".join(parts)
+        count = len(entries) // fmt.ENTRY_SIZE
+        header, tail = self._page(count)
         if xts_key is not None:
             entries = _xts_encrypt(entries, xts_key, self._xts_lanes(count))
         return b"".join((header, entries, tail))
