@@ -185,13 +185,14 @@ class _Fingerprints:
 
     The fingerprints go to a private temporary SQLite database (an empty file name: created on disk, deleted
     when closed; see sqlite.org "Temporary Databases") with a 512 KiB page cache, so memory stays flat
-    however long the CSV is. They are appended in batches and the repeats found once at the end by one
+    however long the CSV is. They are appended in batches of 256 rows (small enough that even a short CSV
+    fills one, so the peak is the same at any length) and the repeats found once at the end by a
     GROUP BY (a sort SQLite does in that bounded cache, spilling to disk), which costs a fraction of an index
     lookup per row. A per-run random key means the database reveals nothing about a secret; a false match
     needs a 64-bit collision (probability about n^2 / 2^65: 3e-8 for a million devices).
     """
 
-    _BATCH = 1024
+    _BATCH = 256
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(16)

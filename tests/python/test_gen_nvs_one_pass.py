@@ -18,7 +18,7 @@ def rows(count: int) -> list[str]:
 
 
 def test_problems_across_batches_are_every_one_in_row_order(in_tmp: Path, run_cli: RunCli) -> None:
-    body = rows(3000)  # the duplicate index takes 1024 rows a batch
+    body = rows(3000)  # the duplicate index takes 256 rows a batch
     body[1999] = body[1999].replace("cn-shanghai", "Shanghai")  # line 2001: a field problem
     body[2500] = f"a1TestPK001,dev-92501,{body[9].split(',')[2]},cn-shanghai"  # line 2502: row 11's secret
     body[2700] = f"a1TestPK001,dev-00005,{secrets.token_hex(16)},"  # line 2702: row 7's name
