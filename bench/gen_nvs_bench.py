@@ -3,7 +3,7 @@ in-process API making the same encrypted images and nvs_keys partitions, keys fr
 for the default directory tree and for --archive, then peak memory at two CSV sizes (it streams: the peak
 should not grow with the CSV).
 
-Run: .venv/bin/python bench/gen_nvs_bench.py [--devices 10000] [--rounds 3] [--small 1000] [--large 100000]
+Run: .venv/bin/python bench/gen_nvs_bench.py [--devices 10000] [--rounds 5] [--small 1000] [--large 100000]
      [--dir /dev/shm]
 
 Each measurement is its own process (a fresh interpreter: one run cannot warm or inflate another), and the
@@ -149,7 +149,7 @@ def run_worker(kind: str, job: str, devices: int, base: str | None) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--dir", default=None, help="Where the output goes (default /dev/shm, a tmpfs, if present).")
