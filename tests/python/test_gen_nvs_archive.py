@@ -193,3 +193,15 @@ def test_out_or_archive_exactly_one(in_tmp: Path, run_cli: RunCli, flags: list[s
     assert result.code == EXIT_USAGE
     assert result.err.splitlines() == ["gen-nvs: give --out DIR or --archive FILE.tar (one of them)"]
     assert sorted(os.listdir(in_tmp)) == ["devices.csv"]
+
+
+def test_manifest_lines_are_what_json_dumps_writes(in_tmp: Path) -> None:
+    """The manifest is formatted by hand for speed; its text stays json.dumps' (stations may diff it)."""
+    write_csv(in_tmp, [HEADER, *GOOD_ROWS])
+    gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
+    lines = (in_tmp / "o" / "manifest.json").read_text().splitlines()
+    assert lines[0] == '{"format": 1, "layout": "aliyun", "encryption": "xts", "size": 24576, "devices": ['
+    assert lines[-1] == "]}" and len(lines) == 5
+    for line in lines[1:-1]:
+        assert line[0] in " ,"
+        assert json.dumps(json.loads(line[1:])) == line[1:]
