@@ -1,31 +1,35 @@
 """Benchmark `provision gen-nvs --encrypt`: CPU seconds against the anchor (esp-idf-nvs-partition-gen's
-in-process API making the same encrypted images, keys from `secrets`, in the same run), devices per second,
-where the time goes, and peak memory at two CSV sizes (it streams: memory should stay flat).
+in-process API making the same encrypted images and nvs_keys partitions, keys from `secrets`) in one run,
+for the default directory tree and for --archive, then peak memory at two CSV sizes (it streams: the peak
+should not grow with the CSV).
 
-Run: .venv/bin/python bench/gen_nvs_bench.py [--devices 10000] [--small 1000] [--large 100000]
-Each measurement runs in its own process so one does not inflate the other's peak; CPU is that process's
-user + system time (resource.getrusage, itself and its children).
+Run: .venv/bin/python bench/gen_nvs_bench.py [--devices 10000] [--rounds 5] [--small 1000] [--large 100000]
+     [--dir /dev/shm]
+
+Each measurement is its own process (a fresh interpreter: one run cannot warm or inflate another), and the
+three jobs alternate round by round (anchor, tree, archive, anchor, ...) so that load from other users of
+the machine falls on all of them alike; the figures are medians over the rounds. CPU is user + system time
+of that process (resource.getrusage), from after the CSV is written to the end of the job: for gen-nvs the
+whole command (validation, images, keys, files, manifest, sync), for the anchor only making the images in
+memory from rows parsed beforehand (no validation, no files): the goal is gen-nvs at most 0.40x of it.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import resource
 import secrets
+import statistics
 import string
 import subprocess
 import sys
 import tempfile
-import time
 import tracemalloc
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from provision.credentials import Device
-
 ALPHABET = string.ascii_letters + string.digits
+JOBS = ("package", "tree", "archive")
 
 
 def write_csv(path: Path, devices: int) -> None:
@@ -34,26 +38,6 @@ def write_csv(path: Path, devices: int) -> None:
         for index in range(devices):
             secret = "".join(secrets.choice(ALPHABET) for _ in range(32))
             out.write(f"a1BenchPK01,bench-{index:06d},{secret},cn-shanghai\r\n")
-
-
-def measure_time(devices: int, base: str | None) -> dict[str, float]:
-    from provision.credentials import check_devices, iter_devices
-    from provision.gen_nvs import build_partition, write_partitions
-
-    with tempfile.TemporaryDirectory(dir=base) as work:
-        csv_path = Path(work) / "devices.csv"
-        write_csv(csv_path, devices)
-        start = time.perf_counter()
-        check_devices(csv_path)
-        check_s = time.perf_counter() - start
-        start = time.perf_counter()
-        for device in iter_devices(csv_path):
-            build_partition(device, encryption="xts")
-        build_s = time.perf_counter() - start
-        start = time.perf_counter()
-        write_partitions(csv_path, Path(work) / "out", encryption="xts")
-        total_s = time.perf_counter() - start
-    return {"devices": devices, "check_s": check_s, "build_in_memory_s": build_s, "total_s": total_s}
 
 
 def _cpu_s() -> float:
@@ -78,17 +62,17 @@ def _package_image(namespace: str, pairs: list[tuple[str, str]], size: int, xts_
     return out.getvalue()
 
 
-def measure_cpu(devices: int, base: str | None, which: str) -> dict[str, float]:
-    """CPU of one job in a fresh process: `package` (the anchor: the library's API, images in memory) or
-    `gen_nvs` (the whole command: validation, images, files and manifest in `base`)."""
+def measure_cpu(job: str, devices: int, base: str | None) -> dict[str, float]:
+    """CPU of one job in this (fresh) process: `package` (the anchor), `tree` (gen-nvs --out) or `archive`
+    (gen-nvs --archive), output in `base`."""
     from provision import nvs_format
     from provision.credentials import iter_devices
-    from provision.gen_nvs import DEFAULT_SIZE, layout_entries, write_partitions
+    from provision.gen_nvs import DEFAULT_SIZE, layout_entries, write_archive, write_partitions
 
     with tempfile.TemporaryDirectory(dir=base) as work:
         csv_path = Path(work) / "devices.csv"
         write_csv(csv_path, devices)
-        if which == "package":
+        if job == "package":
             rows = list(iter_devices(csv_path))
             start = _cpu_s()
             for device in rows:
@@ -96,132 +80,128 @@ def measure_cpu(devices: int, base: str | None, which: str) -> dict[str, float]:
                 xts_key = secrets.token_bytes(nvs_format.XTS_KEY_SIZE)
                 _package_image(namespace, pairs, DEFAULT_SIZE, xts_key)
                 nvs_format.nvs_keys_partition(xts_key)
-        else:
+        elif job == "tree":
             start = _cpu_s()
             write_partitions(csv_path, Path(work) / "out", encryption="xts")
+        else:
+            start = _cpu_s()
+            write_archive(csv_path, Path(work) / "out.tar", encryption="xts")
         return {"devices": devices, "cpu_s": _cpu_s() - start}
 
 
-def _build_all(devices: Iterator[Device], build: Callable[..., object]) -> None:
-    for device in devices:
-        build(device, encryption="xts")
+def measure_memory(devices: int, job: str, base: str | None) -> dict[str, float]:
+    """Peak of the Python heap (tracemalloc) while gen-nvs writes `devices` devices (size 0x3000)."""
+    from provision.gen_nvs import write_archive, write_partitions
 
-
-def measure_memory(devices: int) -> dict[str, float]:
-    from provision.credentials import check_devices, iter_devices
-    from provision.gen_nvs import build_partition, write_partitions
-
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(dir=base) as work:
         csv_path = Path(work) / "devices.csv"
         write_csv(csv_path, devices)
-        # Warm up: first-use allocations (cipher backends, templates) are not per-device memory.
-        _build_all(itertools.islice(iter_devices(csv_path), 1), build_partition)
-        peaks = {}
-        for label, job in (
-            ("check_only", lambda: check_devices(csv_path)),
-            ("stream_build_only", lambda: _build_all(iter_devices(csv_path), build_partition)),
-            ("gen_nvs", lambda: write_partitions(csv_path, Path(work) / "out", encryption="xts", size=0x3000)),
-        ):
-            tracemalloc.start()
-            job()
-            peaks[label] = tracemalloc.get_traced_memory()[1] / 1024
-            tracemalloc.stop()
-    return {"devices": devices, **peaks}
+        tracemalloc.start()
+        if job == "tree":
+            write_partitions(csv_path, Path(work) / "out", encryption="xts", size=0x3000)
+        else:
+            write_archive(csv_path, Path(work) / "out.tar", encryption="xts", size=0x3000)
+        peak_kib = tracemalloc.get_traced_memory()[1] / 1024
+        tracemalloc.stop()
+    return {"devices": devices, "peak_kib": peak_kib}
 
 
-def measure_rss(devices: int) -> dict[str, float]:
+def measure_rss(devices: int, job: str, base: str | None) -> dict[str, float]:
     """Max resident set of a process that only runs gen-nvs (no tracemalloc, whose own tables grow)."""
-    from provision.gen_nvs import write_partitions
+    from provision.gen_nvs import write_archive, write_partitions
 
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory(dir=base) as work:
         csv_path = Path(work) / "devices.csv"
         write_csv(csv_path, devices)
-        write_partitions(csv_path, Path(work) / "out", encryption="xts", size=0x3000)
+        if job == "tree":
+            write_partitions(csv_path, Path(work) / "out", encryption="xts", size=0x3000)
+        else:
+            write_archive(csv_path, Path(work) / "out.tar", encryption="xts", size=0x3000)
         return {"devices": devices, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
 
 
-def profile_build(devices: int) -> list[str]:
-    """Top functions by own time while building images in memory (where the time goes)."""
+def profile_run(devices: int, base: str | None) -> list[str]:
+    """Top functions by own time in one gen-nvs --out run (where the time goes)."""
     import cProfile
     import io
     import pstats
 
-    from provision.credentials import Device
-    from provision.gen_nvs import build_partition
+    from provision.gen_nvs import write_partitions
 
-    device = Device("a1BenchPK01", "bench-000001", "x" * 32, None, "cn-shanghai", 2)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(devices):
-        build_partition(device, encryption="xts")
-    profiler.disable()
+    with tempfile.TemporaryDirectory(dir=base) as work:
+        csv_path = Path(work) / "devices.csv"
+        write_csv(csv_path, devices)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        write_partitions(csv_path, Path(work) / "out", encryption="xts")
+        profiler.disable()
     text = io.StringIO()
-    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(8)
-    return [line for line in text.getvalue().splitlines() if line.strip()][-9:]
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(10)
+    return [line for line in text.getvalue().splitlines() if line.strip()][-11:]
 
 
-def run_worker(kind: str, devices: int, base: str | None = None) -> dict[str, float]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, "--devices", str(devices), *(["--dir", base] if base else [])],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def run_worker(kind: str, job: str, devices: int, base: str | None) -> dict[str, float]:
+    command = [sys.executable, __file__, "--worker", kind, "--job", job, "--devices", str(devices)]
+    done = subprocess.run([*command, *(["--dir", base] if base else [])], capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--small", type=int, default=1_000)
     parser.add_argument("--large", type=int, default=100_000)
-    parser.add_argument("--worker", choices=["time", "memory", "rss", "cpu-package", "cpu-gen_nvs"])
-    parser.add_argument("--dir", default=None, help="Where the output goes (default: the temp dir, on disk).")
+    parser.add_argument("--dir", default=None, help="Where the output goes (default /dev/shm, a tmpfs, if present).")
+    parser.add_argument("--worker", choices=["cpu", "memory", "rss", "profile"])
+    parser.add_argument("--job", choices=JOBS, default="tree")
     args = parser.parse_args()
-    if args.worker in ("cpu-package", "cpu-gen_nvs"):
-        print(json.dumps(measure_cpu(args.devices, args.dir, args.worker.removeprefix("cpu-"))))
-        return
-    if args.worker == "time":
-        print(json.dumps(measure_time(args.devices, args.dir)))
-        return
-    if args.worker == "memory":
-        print(json.dumps(measure_memory(args.devices)))
-        return
-    if args.worker == "rss":
-        print(json.dumps(measure_rss(args.devices)))
+    if args.worker is not None:
+        worker = {"cpu": measure_cpu, "memory": measure_memory, "rss": measure_rss}
+        if args.worker == "profile":
+            print(json.dumps({"lines": profile_run(args.devices, args.dir)}))
+        elif args.worker == "cpu":
+            print(json.dumps(measure_cpu(args.job, args.devices, args.dir)))
+        else:
+            print(json.dumps(worker[args.worker](args.devices, args.job, args.dir)))
         return
 
-    tmpfs = "/dev/shm" if args.dir is None and Path("/dev/shm").is_dir() else args.dir
-    package_cpu = run_worker("cpu-package", args.devices, tmpfs)["cpu_s"]
-    ours_cpu = run_worker("cpu-gen_nvs", args.devices, tmpfs)["cpu_s"]
-    print(f"CPU, {args.devices} devices, --encrypt, output in {tmpfs or tempfile.gettempdir()}:")
-    print(f"  anchor: esp-idf-nvs-partition-gen in-process API, images in memory  {package_cpu:.2f} s")
-    print(f"  provision gen-nvs (validation, images, files, manifest)            {ours_cpu:.2f} s")
-    print(f"  ratio gen-nvs / anchor: {ours_cpu / package_cpu:.2f}x (goal: at most 0.40x)")
-    # The disk run depends on the file system (20,000 files + 10,000 directories); tmpfs shows the CPU cost.
-    bases = [(args.dir or tempfile.gettempdir(), "disk")]
-    if args.dir is None and Path("/dev/shm").is_dir():
-        bases.append(("/dev/shm", "tmpfs"))
-    for base, kind in bases:
-        timing = run_worker("time", args.devices, base)
-        n = timing["devices"]
-        print(f"gen-nvs --encrypt, {n:.0f} devices, one process (one core), output in {base} ({kind}):")
-        print(f"  total            {timing['total_s']:.2f} s  = {n / timing['total_s']:.0f} devices/s")
-        print(f"  CSV check pass   {timing['check_s']:.2f} s")
-        print(f"  images in memory {timing['build_in_memory_s']:.2f} s  (nvs_writer + XTS, keys from secrets)")
-        rest = timing["total_s"] - timing["check_s"] - timing["build_in_memory_s"]
-        print(f"  files, manifest  {rest:.2f} s  (validation pass again, atomic 0600 writes, one sync)")
-    print("peak memory (tracemalloc, Python heap) and max RSS of the process:")
-    for size in (args.small, args.large):
-        memory = run_worker("memory", size)
-        memory["maxrss_kib"] = run_worker("rss", size)["maxrss_kib"]
+    base = args.dir if args.dir is not None else ("/dev/shm" if Path("/dev/shm").is_dir() else None)
+    where = base or tempfile.gettempdir()
+    cpu: dict[str, list[float]] = {job: [] for job in JOBS}
+    for _ in range(args.rounds):
+        for job in JOBS:
+            cpu[job].append(run_worker("cpu", job, args.devices, base)["cpu_s"])
+    median = {job: statistics.median(values) for job, values in cpu.items()}
+    print(
+        f"CPU seconds, {args.devices} devices, --encrypt, output in {where}, "
+        f"median of {args.rounds} alternating rounds:"
+    )
+    labels = {
+        "package": "anchor: esp-idf-nvs-partition-gen in-process API, images in memory",
+        "tree": "provision gen-nvs --out DIR (default: validation, images, files, manifest)",
+        "archive": "provision gen-nvs --archive FILE.tar (same, one file)",
+    }
+    for job in JOBS:
+        rounds = ", ".join(f"{value:.2f}" for value in cpu[job])
+        print(f"  {labels[job]:<78} {median[job]:6.2f} s  (rounds: {rounds})")
+    for job in ("tree", "archive"):
+        per_round = ", ".join(f"{ours / anchor:.2f}" for ours, anchor in zip(cpu[job], cpu["package"], strict=True))
         print(
-            f"  {size:>6} devices: gen-nvs {memory['gen_nvs']:.0f} KiB; alone: validation pass (duplicate index) "
-            f"{memory['check_only']:.0f} KiB, streaming build {memory['stream_build_only']:.0f} KiB; "
-            f"max RSS {memory['maxrss_kib'] / 1024:.1f} MiB"
+            f"  ratio {job:<7} / anchor: {median[job] / median['package']:.2f}x "
+            f"(per round: {per_round}; goal: at most 0.40x)"
         )
-    print("where the in-memory build spends its time (1,000 devices, cProfile, by own time):")
-    for line in profile_build(1_000):
+    print(f"peak memory at {args.small} and {args.large} devices (--size 0x3000, output in {where}):")
+    for job in ("tree", "archive"):
+        for size in (args.small, args.large):
+            peak = run_worker("memory", job, size, base)["peak_kib"]
+            rss = run_worker("rss", job, size, base)["maxrss_kib"]
+            print(
+                f"  {job:<7} {size:>7} devices: Python heap peak {peak:7.0f} KiB (tracemalloc), "
+                f"max RSS {rss / 1024:.1f} MiB"
+            )
+    print("where gen-nvs --out spends its time (1,000 devices, cProfile, by own time):")
+    for line in run_worker("profile", "tree", 1_000, base)["lines"]:
         print("  " + line)
 
 

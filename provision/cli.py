@@ -163,7 +163,8 @@ def check_command(csv_path: Path, as_json: bool) -> None:
 
 @cli.command("gen-nvs")
 @click.option("--csv", "csv_path", required=True, type=click.Path(path_type=Path), help="The devices CSV.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Output directory.")
+@click.option("--archive", "archive_path", type=click.Path(path_type=Path), help="One tar file instead of --out.")
 @click.option("--layout", type=click.Choice(["aliyun", "esp-aliyun"]), default="aliyun", show_default=True)
 @click.option("--size", default="0x6000", show_default=True, help="Partition size, a multiple of 4096.")
 @click.option("--encrypt", is_flag=True, help="Flash-encryption scheme: a fresh nvs_keys.bin per device.")
@@ -172,7 +173,8 @@ def check_command(csv_path: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on success.")
 def gen_nvs_command(
     csv_path: Path,
-    out_dir: Path,
+    out_dir: Path | None,
+    archive_path: Path | None,
     layout: str,
     size: str,
     encrypt: bool,
@@ -180,20 +182,23 @@ def gen_nvs_command(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Write DIR/<DeviceName>/nvs.bin (+ keys) for every device and DIR/manifest.json."""
+    """Write DIR/<DeviceName>/nvs.bin (+ keys) for every device and DIR/manifest.json (or one --archive)."""
     import json
 
     from provision.errors import UsageProblem
-    from provision.gen_nvs import parse_size, write_partitions
+    from provision.gen_nvs import parse_size, write_archive, write_partitions
     from provision.progress import terminal_progress
 
+    if (out_dir is None) == (archive_path is None):
+        raise UsageProblem("gen-nvs: give --out DIR or --archive FILE.tar (one of them)")
     if encrypt and encrypt_hmac:
         raise UsageProblem("--encrypt and --encrypt-hmac: choose one scheme")
     encryption = "xts" if encrypt else "hmac" if encrypt_hmac else "none"
+    write = write_partitions if archive_path is None else write_archive
     with terminal_progress(sys.stderr, "devices") as progress:
-        report = write_partitions(
+        report = write(
             csv_path,
-            out_dir,
+            out_dir or archive_path,
             layout=layout,
             size=parse_size(size),
             encryption=encryption,

@@ -28,6 +28,7 @@ from typing import BinaryIO
 from provision.errors import InputError
 
 __all__ = [
+    "CheckedDevices",
     "Device",
     "DeviceFileSummary",
     "check_devices",
@@ -159,34 +160,68 @@ def _region_problem(value: str) -> str | None:
 
 _NAME_KIND = 1
 _SECRET_KIND = 2
+_BARE_NAME_KIND = 3  # a DeviceName under any ProductKey: only for callers that name files by DeviceName
+
+
+# Rows whose value an earlier row used, per kind (the kind numbers above), as (row, kind, first row).
+_REPEATS_QUERY = """
+WITH
+  names AS (SELECT name AS value, MIN(row) AS first FROM seen GROUP BY name HAVING COUNT(*) > 1),
+  secrets AS (SELECT secret AS value, MIN(row) AS first FROM seen GROUP BY secret HAVING COUNT(*) > 1),
+  bare_names AS (SELECT bare_name AS value, MIN(row) AS first FROM seen WHERE bare_name IS NOT NULL
+                 GROUP BY bare_name HAVING COUNT(*) > 1)
+SELECT seen.row, 1, names.first FROM seen JOIN names ON seen.name = names.value WHERE seen.row > names.first
+UNION ALL
+SELECT seen.row, 2, secrets.first FROM seen JOIN secrets ON seen.secret = secrets.value WHERE seen.row > secrets.first
+UNION ALL
+SELECT seen.row, 3, bare_names.first FROM seen JOIN bare_names ON seen.bare_name = bare_names.value
+  WHERE seen.row > bare_names.first
+ORDER BY 1, 2
+"""
 
 
 class _Fingerprints:
-    """Remembers which row first used a value, keeping 8 bytes of keyed BLAKE2b per value, not the value.
+    """Finds values used by more than one row, keeping 8 bytes of keyed BLAKE2b per value, not the value.
 
-    The index lives in a private temporary SQLite database (an empty file name: created on disk, deleted
+    The fingerprints go to a private temporary SQLite database (an empty file name: created on disk, deleted
     when closed; see sqlite.org "Temporary Databases") with a 512 KiB page cache, so memory stays flat
-    however long the CSV is. A per-run random key means the index reveals nothing about a secret; a false
-    match needs a 64-bit collision (probability about n^2 / 2^65: 3e-8 for a million devices).
+    however long the CSV is. They are appended in batches of 256 rows (small enough that even a short CSV
+    fills one, so the peak is the same at any length) and the repeats found once at the end by a
+    GROUP BY (a sort SQLite does in that bounded cache, spilling to disk), which costs a fraction of an index
+    lookup per row. A per-run random key means the database reveals nothing about a secret; a false match
+    needs a 64-bit collision (probability about n^2 / 2^65: 3e-8 for a million devices).
     """
+
+    _BATCH = 256
 
     def __init__(self) -> None:
         self._key = secrets.token_bytes(16)
+        self._pending: list[tuple[int, int, int, int | None]] = []
         self._db = sqlite3.connect("")
         self._db.execute("PRAGMA cache_size = -512")
-        self._db.execute(
-            "CREATE TABLE seen (kind INTEGER, fingerprint INTEGER, row INTEGER, PRIMARY KEY (kind, fingerprint))"
-        )
+        # One row per device: its row number and the fingerprint of each kind (kind k in column k).
+        self._db.execute("CREATE TABLE seen (row INTEGER, name INTEGER, secret INTEGER, bare_name INTEGER)")
 
-    def first_row(self, kind: int, value: str, row: int) -> int | None:
-        """The row that first used `value` for this kind, or None (and `row` is remembered)."""
+    def _fingerprint(self, value: str) -> int:
         digest = hashlib.blake2b(value.encode(), digest_size=8, key=self._key).digest()
-        fingerprint = int.from_bytes(digest, "little", signed=True)
-        cursor = self._db.execute("INSERT INTO seen VALUES (?, ?, ?) ON CONFLICT DO NOTHING", (kind, fingerprint, row))
-        if cursor.rowcount == 1:
-            return None
-        found = self._db.execute("SELECT row FROM seen WHERE kind = ? AND fingerprint = ?", (kind, fingerprint))
-        return int(found.fetchone()[0])
+        return int.from_bytes(digest, "little", signed=True)
+
+    def add(self, row: int, name: str, secret: str, bare_name: str | None) -> None:
+        """Remember one row's ProductKey+DeviceName, secret and (when given) DeviceName alone."""
+        fingerprint = self._fingerprint
+        bare = None if bare_name is None else fingerprint(bare_name)
+        self._pending.append((row, fingerprint(name), fingerprint(secret), bare))
+        if len(self._pending) >= self._BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?, ?)", self._pending)
+        self._pending.clear()
+
+    def repeats(self) -> list[tuple[int, int, int]]:
+        """(row, kind, first row with that value) for every row whose value an earlier row used, by row then kind."""
+        self._flush()
+        return [(int(row), int(kind), int(first)) for row, kind, first in self._db.execute(_REPEATS_QUERY)]
 
     def close(self) -> None:
         self._db.close()
@@ -216,58 +251,79 @@ class _Scan:
 
     display: str
     check_duplicates: bool
-    problems: list[str] = field(default_factory=list)
+    check_bare_names: bool = False
+    first_reused_name_row: int | None = None
+    # (row, line): duplicates are found after the rows, so lines are put in row order when read out.
+    problems: list[tuple[int, str]] = field(default_factory=list)
     product_keys: dict[str, None] = field(default_factory=dict)
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
 
     def problem(self, row: int, column: str, what: str) -> None:
-        self.problems.append(f"{self.display}:{row}: {column}: {what}")
+        self.problems.append((row, f"{self.display}:{row}: {column}: {what}"))
+
+    def problem_lines(self) -> list[str]:
+        """Every problem, in row order (a stable sort: a row's own problems keep their order)."""
+        return [line for _, line in sorted(self.problems, key=lambda problem: problem[0])]
 
     def rows(self, path: Path) -> Iterator[Device]:
+        """Every row that passed the field checks, in file order; duplicates (when checked) are added to
+        `problems` once the last row is read, so a row yielded may still turn out to be a repeat."""
         try:
             handle = open(path, "rb")
         except OSError as exc:
             raise InputError(f"{self.display}: cannot read: {exc.strerror}") from None
         seen = _Fingerprints() if self.check_duplicates else None
-        previous_line = 0
         try:
-            reader = csv.reader(_decoded_lines(handle, self.digest))
-            columns: dict[str, int] | None = None
-            header_width = 0
-            extra_columns: list[tuple[int, str]] = []
-            while True:
-                start = previous_line + 1
-                try:
-                    record = next(reader)
-                except StopIteration:
-                    break
-                except _NotUtf8 as exc:
-                    self.problem(exc.line, "(file)", "not UTF-8 text")
-                    return
-                except csv.Error as exc:
-                    self.problem(start, "(file)", f"not a readable CSV record ({exc})")
-                    return
-                previous_line = reader.line_num
-                if not any(cell.strip() for cell in record):
-                    continue
-                if columns is None:
-                    columns, extra_columns = self._header(record, start)
-                    header_width = len(record)
-                    if self.problems:
-                        return
-                    continue
-                if len(record) != header_width:
-                    self.problem(start, "(row)", f"{len(record)} fields, the header has {header_width}")
-                    continue
-                device = self._device(record, columns, extra_columns, start, seen)
-                if device is not None:
-                    yield device
-            if columns is None:
-                self.problem(1, "(header)", "no header row: the file is empty")
+            yield from self._records(handle, seen)
+            if seen is not None:
+                for row, kind, first in seen.repeats():
+                    if kind == _BARE_NAME_KIND:
+                        if self.first_reused_name_row is None:
+                            self.first_reused_name_row = row
+                    elif kind == _NAME_KIND:
+                        self.problem(row, DEVICE_NAME, f"same ProductKey and DeviceName as row {first}")
+                    else:
+                        self.problem(row, DEVICE_SECRET, f"same secret as row {first}")
         finally:
             handle.close()
             if seen is not None:
                 seen.close()
+
+    def _records(self, handle: BinaryIO, seen: _Fingerprints | None) -> Iterator[Device]:
+        previous_line = 0
+        reader = csv.reader(_decoded_lines(handle, self.digest))
+        columns: dict[str, int] | None = None
+        header_width = 0
+        extra_columns: list[tuple[int, str]] = []
+        while True:
+            start = previous_line + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                break
+            except _NotUtf8 as exc:
+                self.problem(exc.line, "(file)", "not UTF-8 text")
+                return
+            except csv.Error as exc:
+                self.problem(start, "(file)", f"not a readable CSV record ({exc})")
+                return
+            previous_line = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if columns is None:
+                columns, extra_columns = self._header(record, start)
+                header_width = len(record)
+                if self.problems:
+                    return
+                continue
+            if len(record) != header_width:
+                self.problem(start, "(row)", f"{len(record)} fields, the header has {header_width}")
+                continue
+            device = self._device(record, columns, extra_columns, start, seen)
+            if device is not None:
+                yield device
+        if columns is None:
+            self.problem(1, "(header)", "no header row: the file is empty")
 
     def _header(self, record: list[str], row: int) -> tuple[dict[str, int], list[tuple[int, str]]]:
         separator = _other_separator(record)
@@ -319,15 +375,11 @@ class _Scan:
         for column, what in checks:
             if what is not None:
                 self.problem(row, column, what)
-        if seen is not None and len(self.problems) == before:
-            earlier = seen.first_row(_NAME_KIND, f"{product_key}\0{device_name}", row)
-            if earlier is not None:
-                self.problem(row, DEVICE_NAME, f"same ProductKey and DeviceName as row {earlier}")
-            earlier = seen.first_row(_SECRET_KIND, device_secret, row)
-            if earlier is not None:
-                self.problem(row, DEVICE_SECRET, f"same secret as row {earlier}")
         if len(self.problems) != before:
             return None
+        if seen is not None:
+            bare_name = device_name if self.check_bare_names else None
+            seen.add(row, f"{product_key}\0{device_name}", device_secret, bare_name)
         self.product_keys.setdefault(product_key, None)
         return Device(
             product_key=product_key,
@@ -336,7 +388,7 @@ class _Scan:
             product_secret=product_secret or None,
             region=region or None,
             row=row,
-            extra=tuple((name, record[index]) for index, name in extra_columns),
+            extra=tuple((name, record[index]) for index, name in extra_columns) if extra_columns else (),
         )
 
 
@@ -359,19 +411,64 @@ def _display(path: str | os.PathLike[str]) -> str:
     return os.fspath(path)
 
 
+class CheckedDevices:
+    """check_devices and a stream of its devices in one pass over the file (gen-nvs reads its CSV once).
+
+    Iterating yields, in file order, each device whose row passed the field checks, until the first problem;
+    after one it reads on to collect every problem and yields nothing more. A repeated DeviceName or secret
+    is known only once the last row is read, so what was yielded counts only when the iteration ends without
+    an InputError: then `summary()` is what check_devices returns for the file.
+
+    Raises (at the end of the iteration):
+        InputError: the same lines as check_devices, in the same order.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, find_reused_device_names: bool = False) -> None:
+        """Args:
+        find_reused_device_names: also find a DeviceName that an earlier row used under another ProductKey
+            (allowed on the platform; a problem only for output named by DeviceName): the first such row is
+            `first_reused_device_name_row` after the iteration.
+        """
+        self._path = path
+        self._find_reused = find_reused_device_names
+        self._summary: DeviceFileSummary | None = None
+        self.first_reused_device_name_row: int | None = None
+
+    def summary(self) -> DeviceFileSummary:
+        """The file's summary, once an iteration has read it to the end without a problem.
+
+        Raises:
+            RuntimeError: no iteration has finished yet.
+        """
+        if self._summary is None:
+            raise RuntimeError("CheckedDevices.summary() before an iteration finished")
+        return self._summary
+
+    def __iter__(self) -> Iterator[Device]:
+        scan = _Scan(_display(self._path), check_duplicates=True, check_bare_names=self._find_reused)
+        count = 0
+        for device in scan.rows(Path(self._path)):
+            count += 1
+            if not scan.problems:
+                yield device
+        if scan.problems:
+            raise InputError(*scan.problem_lines())
+        if count == 0:
+            raise InputError(f"{scan.display}:2: (row): no devices after the header")
+        self.first_reused_device_name_row = scan.first_reused_name_row
+        self._summary = DeviceFileSummary(scan.display, count, tuple(scan.product_keys), scan.digest.hexdigest())
+
+
 def check_devices(path: str | os.PathLike[str]) -> DeviceFileSummary:
     """Validate the whole file in one streaming pass (flat memory: the duplicate index is on disk).
 
     Raises:
-        InputError: every problem, one `FILE:ROW: COLUMN: what is wrong` line each.
+        InputError: every problem, one `FILE:ROW: COLUMN: what is wrong` line each, in row order.
     """
-    scan = _Scan(_display(path), check_duplicates=True)
-    count = sum(1 for _ in scan.rows(Path(path)))
-    if scan.problems:
-        raise InputError(*scan.problems)
-    if count == 0:
-        raise InputError(f"{scan.display}:2: (row): no devices after the header")
-    return DeviceFileSummary(scan.display, count, tuple(scan.product_keys), scan.digest.hexdigest())
+    checked = CheckedDevices(path)
+    for _ in checked:
+        pass
+    return checked.summary()
 
 
 def iter_devices(path: str | os.PathLike[str], *, expect_sha256: str | None = None) -> Iterator[Device]:
@@ -391,7 +488,7 @@ def iter_devices(path: str | os.PathLike[str], *, expect_sha256: str | None = No
             break
         yield device
     if scan.problems:
-        raise InputError(*scan.problems)
+        raise InputError(*scan.problem_lines())
     if expect_sha256 is not None and scan.digest.hexdigest() != expect_sha256:
         raise InputError(f"{scan.display}: changed while it was being read; nothing was written, run again")
 
@@ -408,7 +505,7 @@ def load_devices(path: str | os.PathLike[str]) -> list[Device]:
     scan = _Scan(_display(path), check_duplicates=True)
     devices = list(scan.rows(Path(path)))
     if scan.problems:
-        raise InputError(*scan.problems)
+        raise InputError(*scan.problem_lines())
     if not devices:
         raise InputError(f"{scan.display}:2: (row): no devices after the header")
     return devices

@@ -325,6 +325,11 @@ def entry_record(entry: NvsEntry, *, show_secrets: bool = False) -> dict[str, ob
 
 
 def _read_input(path: Path, what: str) -> bytes:
+    archive, marker, member = str(path).partition("::")
+    if marker and not path.exists() and Path(archive).is_file():  # ARCHIVE::DEVICE/nvs.bin (gen-nvs --archive)
+        from provision.nvs_archive import member_bytes
+
+        return member_bytes(archive, member)
     try:
         return path.read_bytes()
     except OSError as exc:

@@ -254,21 +254,22 @@ def test_same_device_name_under_two_product_keys_writes_nothing(in_tmp: Path, ru
 
 
 def test_interrupted_run_leaves_nothing_behind(csv_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = gen_nvs.build_partition
+    real = gen_nvs.create_private_file
     calls = []
 
-    def build_then_interrupt(device: Device, **kwargs: object) -> gen_nvs.PartitionSet:
-        calls.append(device.device_name)
-        if len(calls) == 3:
+    def write_then_interrupt(path: str, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 5:  # the third device's image: two devices and their keys are on disk already
             raise KeyboardInterrupt
-        return real(device, **kwargs)  # type: ignore[arg-type]
+        real(path, data)
 
-    monkeypatch.setattr(gen_nvs, "build_partition", build_then_interrupt)
+    monkeypatch.setattr(gen_nvs, "create_private_file", write_then_interrupt)
     before = tree(csv_file.parent)
     with pytest.raises(KeyboardInterrupt):
         gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
+    assert len(calls) == 5
     assert tree(csv_file.parent) == before
-    monkeypatch.setattr(gen_nvs, "build_partition", real)
+    monkeypatch.setattr(gen_nvs, "create_private_file", real)
     assert gen_nvs.write_partitions("devices.csv", "o", encryption="xts").devices == 3
 
 
@@ -280,15 +281,15 @@ def test_manifest_holds_no_secret(csv_file: Path) -> None:
 
 
 def test_csv_changed_during_generation_writes_nothing(csv_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = gen_nvs.build_partition
+    real = gen_nvs.create_private_file
 
-    def build_and_edit(device: Device, **kwargs: object) -> gen_nvs.PartitionSet:
-        if device.row == 2:
+    def write_and_edit(path: str, data: bytes) -> None:
+        if path.endswith("dev-0001/nvs.bin"):
             text = csv_file.read_text().replace("MDAwMDAwMDAz", "MDAwMDAwMDA5")
             csv_file.write_text(text)
-        return real(device, **kwargs)  # type: ignore[arg-type]
+        real(path, data)
 
-    monkeypatch.setattr(gen_nvs, "build_partition", build_and_edit)
+    monkeypatch.setattr(gen_nvs, "create_private_file", write_and_edit)
     with pytest.raises(InputError) as caught:
         gen_nvs.write_partitions("devices.csv", "o", encryption="xts")
     assert caught.value.lines == ("devices.csv: changed while it was being read; nothing was written, run again",)
