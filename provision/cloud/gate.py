@@ -1,0 +1,353 @@
+"""The connect gate: the platform's public listeners, in front of Mosquitto, for the refusals its plugin cannot make.
+
+Mosquitto 2.0's plugin API shows a plugin the password as a C string without its length (`<hex>\\0garbage`
+would pass as `<hex>`) and never shows it the will at CONNECT (2.0.11 handle_connect.c stores it before the
+basic-auth event, and no event or accessor carries it). So the gate, not Mosquitto, accepts the device's TCP
+connection: it terminates TLS with the broker's certificate, reads exactly one packet (a size over the limit
+closes the connection as soon as the fixed header announces it, before anything is held), checks it with
+provision.cloud.connect_packet, answers a refusal with its CONNACK and closes, or forwards the CONNECT and then
+copies bytes both ways to Mosquitto's listener for it, a unix socket in the broker's private run directory
+(0700), where the plugin (securemode 2 or 3) checks everything else.
+
+Mosquitto then sees every client arrive from the gate: the gate records, per device, the address of its last
+connection Mosquitto accepted (CONNACK 0), for the platform service's device list (PeerBook).
+
+One asyncio loop in a thread of the process that started the broker; per connection it holds an OpenSSL
+object with two memory BIOs (asyncio's own TLS transport keeps a 256 KiB read buffer per connection:
+Python 3.11 sslproto.SSLProtocol.max_size, which 1,000 devices would turn into 250 MiB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from provision.cloud.connect_packet import MalformedPacket, connack, connack_accepted, inspect_connect, packet_size
+
+__all__ = ["ConnectGate", "GateBindError", "GateListener", "PeerBook", "server_tls_context"]
+
+# Mosquitto 2.0's cipher list for a listener without `ciphers` (src/net_mosq.c): it keeps the TLS_RSA_* suites
+# that Alibaba's C Link SDK's mbedtls needs (Python's server default drops them).
+MOSQUITTO_DEFAULT_CIPHERS = "DEFAULT:!aNULL:!eNULL:!LOW:!EXPORT:!SSLv2:@STRENGTH"
+# a device that opens a connection and sends no CONNECT is dropped after this
+CONNECT_TIMEOUT_S = 30.0
+_CHUNK_BYTES = 16 * 1024
+_UPSTREAM_ATTEMPTS = 50  # 10 ms apart
+
+
+def server_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """The server side of the TLS listener: what Mosquitto offered with `certfile`/`keyfile` alone."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert_file), str(key_file))
+    context.set_ciphers(MOSQUITTO_DEFAULT_CIPHERS)
+    context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE
+    return context
+
+
+class GateBindError(OSError):
+    """A listener's port could not be bound; `port` says which, errno and strerror why."""
+
+    def __init__(self, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.port = port
+
+
+class PeerBook:
+    """The address each device's last accepted connection came from, as only the gate sees it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_username: dict[str, str] = {}
+
+    def record(self, username: str, address: str) -> None:
+        with self._lock:
+            self._by_username[username] = address
+
+    def address_of(self, product_key: str, device_name: str) -> str | None:
+        with self._lock:
+            return self._by_username.get(f"{device_name}&{product_key}")
+
+
+@dataclass(frozen=True)
+class GateListener:
+    """One public listener and the Mosquitto unix socket its connections go to."""
+
+    host: str
+    port: int  # 0: the kernel picks one (bind() returns it)
+    upstream: str  # the unix socket's path
+    tls: ssl.SSLContext | None  # None: plain TCP (securemode 3)
+
+
+class _PlainLeg:
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    async def handshake(self) -> None:
+        return None
+
+    async def recv(self, size: int) -> bytes:
+        return await asyncio.get_running_loop().sock_recv(self._sock, size)
+
+    async def send(self, data: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self._sock, data)
+
+
+class _TlsLeg:
+    """TLS over a non-blocking socket through memory BIOs; recv and send may run in two tasks at once."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        self._sock = sock
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
+        # one writer at a time on the socket, in the order OpenSSL produced the records
+        self._sending = asyncio.Lock()
+
+    async def _flush(self) -> None:
+        async with self._sending:
+            data = self._outgoing.read()
+            if data:
+                await asyncio.get_running_loop().sock_sendall(self._sock, data)
+
+    async def _fill(self) -> None:
+        data = await asyncio.get_running_loop().sock_recv(self._sock, _CHUNK_BYTES + 512)
+        if data:
+            self._incoming.write(data)
+        else:
+            self._incoming.write_eof()
+
+    async def handshake(self) -> None:
+        while True:
+            try:
+                self._tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._flush()
+                if self._incoming.eof:
+                    raise ConnectionAbortedError("closed during the TLS handshake") from None
+                await self._fill()
+        await self._flush()
+
+    async def recv(self, size: int) -> bytes:
+        """Up to `size` bytes of application data; b"" once the peer closed."""
+        while True:
+            try:
+                data = self._tls.read(size)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+                continue
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            if self._outgoing.pending:  # a TLS 1.3 key update answered while reading
+                await self._flush()
+            return data
+
+    async def send(self, data: bytes) -> None:
+        self._tls.write(data)
+        await self._flush()
+
+
+_Leg = _PlainLeg | _TlsLeg
+
+
+class ConnectGate:
+    """The listeners of one broker run. bind() takes the ports, serve() starts answering, stop() ends it all."""
+
+    def __init__(
+        self,
+        listeners: Sequence[GateListener],
+        *,
+        max_packet_bytes: int,
+        tcp_nodelay: bool,
+        log: Callable[[str], None],
+        peers: PeerBook,
+    ) -> None:
+        self.listeners = tuple(listeners)
+        self.max_packet_bytes = max_packet_bytes
+        self.tcp_nodelay = tcp_nodelay
+        self.peers = peers
+        self._log = log
+        self._sockets: list[socket.socket] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # the loop holds its tasks weakly: these references keep them running
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def bind(self) -> list[int]:
+        """Bind every listener's port (not yet listening: a client is refused until serve()).
+
+        Returns:
+            The bound ports, in the listeners' order.
+
+        Raises:
+            GateBindError: a port is taken (EADDRINUSE) or the address is not this host's.
+        """
+        for listener in self.listeners:
+            family = socket.AF_INET6 if ":" in listener.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            self._sockets.append(sock)
+            try:
+                # a restart takes the same port while the last run's connections sit in TIME_WAIT
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((listener.host, listener.port))
+            except OSError as exc:
+                self.stop()
+                raise GateBindError(listener.port, exc) from None
+        return [int(sock.getsockname()[1]) for sock in self._sockets]
+
+    def serve(self) -> None:
+        """Listen on the bound ports and answer connections in a thread of this process."""
+        loop = asyncio.new_event_loop()
+        for sock in self._sockets:
+            sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, args=(loop,), name="connect-gate", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listeners and every connection through the gate (as a stopping Mosquitto does)."""
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        self._loop = self._thread = None
+        for sock in self._sockets:
+            sock.close()
+        self._sockets = []
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        for sock, listener in zip(self._sockets, self.listeners, strict=True):
+            self._keep(loop.create_task(self._accept(sock, listener)))
+        try:
+            loop.run_forever()
+        finally:
+            tasks = asyncio.all_tasks(loop)
+            for task in tasks:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.close()
+            self._tasks.clear()
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _accept(self, listening: socket.socket, listener: GateListener) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, address = await loop.sock_accept(listening)
+            except OSError as exc:  # out of file descriptors: Mosquitto would refuse too; try again shortly
+                self._log(f"connect-gate: accept failed: {exc.strerror or exc}")
+                await asyncio.sleep(0.1)
+                continue
+            self._keep(loop.create_task(self._connection(sock, str(address[0]), int(address[1]), listener)))
+
+    async def _connection(self, sock: socket.socket, host: str, port: int, listener: GateListener) -> None:
+        peer = f"{host}:{port}"
+        upstream: socket.socket | None = None
+        try:
+            if self.tcp_nodelay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            leg: _Leg = _TlsLeg(sock, listener.tls) if listener.tls is not None else _PlainLeg(sock)
+            try:
+                first, early = await asyncio.wait_for(self._first_packet(leg), CONNECT_TIMEOUT_S)
+                verdict = inspect_connect(first)
+            except MalformedPacket as exc:
+                self._log(f"connect-gate: closed {peer}: {exc}")
+                return
+            if verdict.refusal is not None:
+                self._log(f"connect-gate: refused {peer}: {verdict.reason} (CONNACK {verdict.refusal})")
+                await leg.send(connack(verdict.level, verdict.refusal))
+                return
+            loop = asyncio.get_running_loop()
+            upstream = await self._connect_upstream(listener.upstream)
+            await loop.sock_sendall(upstream, first + early)
+            await self._splice(leg, upstream, verdict.username, host)
+        except (OSError, EOFError, asyncio.TimeoutError):
+            return  # the device or Mosquitto went away, or TLS failed: either side closing closes both
+        finally:
+            sock.close()
+            if upstream is not None:
+                upstream.close()
+
+    async def _connect_upstream(self, path: str) -> socket.socket:
+        """Connect to Mosquitto; right after its start the socket may exist a moment before it listens."""
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        while True:
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            upstream.setblocking(False)
+            try:
+                await loop.sock_connect(upstream, path)
+                return upstream
+            except ConnectionRefusedError:
+                upstream.close()
+                attempts += 1
+                if attempts == _UPSTREAM_ATTEMPTS:
+                    raise
+            except BaseException:
+                upstream.close()
+                raise
+            await asyncio.sleep(0.01)
+
+    async def _first_packet(self, leg: _Leg) -> tuple[bytes, bytes]:
+        """The first packet, whole, and whatever the client sent after it in the same reads."""
+        await leg.handshake()
+        buffer = bytearray()
+        size: int | None = None
+        while size is None or len(buffer) < size:
+            chunk = await leg.recv(_CHUNK_BYTES if size is None else min(_CHUNK_BYTES, size - len(buffer)))
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+            if size is None:
+                size = packet_size(buffer)
+                if buffer[0] != 0x10:
+                    raise MalformedPacket("the first packet is not a CONNECT")
+                if size is not None and size > self.max_packet_bytes:
+                    raise MalformedPacket(f"a CONNECT of {size} bytes, over the {self.max_packet_bytes} byte limit")
+        return bytes(buffer[:size]), bytes(buffer[size:])
+
+    async def _splice(self, leg: _Leg, upstream: socket.socket, username: str | None, host: str) -> None:
+        loop = asyncio.get_running_loop()
+
+        async def device_to_broker() -> None:
+            while data := await leg.recv(_CHUNK_BYTES):
+                await loop.sock_sendall(upstream, data)
+
+        async def broker_to_device() -> None:
+            head: bytes | None = b""  # the start of Mosquitto's CONNACK, until it says accepted or not
+            while data := await loop.sock_recv(upstream, _CHUNK_BYTES):
+                if head is not None:
+                    head += data[:8]
+                    accepted = connack_accepted(head)
+                    if accepted is not None:
+                        if accepted and username is not None:
+                            self.peers.record(username, host)
+                        head = None
+                await leg.send(data)
+
+        tasks = [loop.create_task(device_to_broker()), loop.create_task(broker_to_device())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, OSError | EOFError | asyncio.CancelledError
+            ):
+                raise result
+        with contextlib.suppress(OSError):
+            upstream.shutdown(socket.SHUT_RDWR)
