@@ -197,19 +197,6 @@ def mosquitto_config(
     return "\n".join(lines) + "\n"
 
 
-def _listening_ports() -> set[int]:
-    """TCP ports in LISTEN state on this host (Linux /proc/net/tcp{,6}; state 0A is LISTEN)."""
-    ports: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            next(rows, None)
-            for row in rows:
-                fields = row.split()
-                if len(fields) > 3 and fields[3] == "0A":
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
-
-
 def die_with_parent() -> None:
     """In the child before exec: Linux sends SIGTERM when the parent dies, so a killed run leaves no broker."""
     libc = ctypes.CDLL(None, use_errno=True)

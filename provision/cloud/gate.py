@@ -272,6 +272,8 @@ class ConnectGate:
             loop = asyncio.get_running_loop()
             upstream = await self._connect_upstream(listener.upstream)
             await loop.sock_sendall(upstream, first + early)
+            # Mosquitto logs the client id with its side of the socket: this line says where it came from
+            self._log(f"connect-gate: {peer} passed on as {verdict.client_id!r}")
             await self._splice(leg, upstream, verdict.username, host)
         except (OSError, EOFError, asyncio.TimeoutError):
             return  # the device or Mosquitto went away, or TLS failed: either side closing closes both
