@@ -12,9 +12,9 @@ copies bytes both ways to Mosquitto's listener for it, a unix socket in the brok
 Mosquitto then sees every client arrive from the gate: the gate records, per device, the address of its last
 connection Mosquitto accepted (CONNACK 0), for the platform service's device list (PeerBook).
 
-One asyncio loop in a thread of the process that started the broker; per connection it holds an OpenSSL
-object with two memory BIOs (asyncio's own TLS transport keeps a 256 KiB read buffer per connection:
-Python 3.11 sslproto.SSLProtocol.max_size, which 1,000 devices would turn into 250 MiB).
+One asyncio loop in a thread of the process that started the broker; per connection it holds a non-blocking
+ssl.SSLSocket (asyncio's own TLS transport keeps a 256 KiB read buffer per connection: Python 3.11
+sslproto.SSLProtocol.max_size, which 1,000 devices would turn into 250 MiB).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ MOSQUITTO_DEFAULT_CIPHERS = "DEFAULT:!aNULL:!eNULL:!LOW:!EXPORT:!SSLv2:@STRENGTH
 # a device that opens a connection and sends no CONNECT is dropped after this
 CONNECT_TIMEOUT_S = 30.0
 _CHUNK_BYTES = 16 * 1024
-_UPSTREAM_ATTEMPTS = 50  # 10 ms apart
+_UPSTREAM_WAIT_S = 5.0  # for room in Mosquitto's listen backlog
 
 
 def server_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -48,6 +48,7 @@ def server_tls_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.load_cert_chain(str(cert_file), str(key_file))
     context.set_ciphers(MOSQUITTO_DEFAULT_CIPHERS)
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_SINGLE_DH_USE | ssl.OP_SINGLE_ECDH_USE
+    context.options |= ssl.OP_NO_RENEGOTIATION  # the gate's TLS leg relies on it (see _TlsLeg)
     return context
 
 
@@ -87,72 +88,84 @@ class GateListener:
 
 class _PlainLeg:
     def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+        self.sock = sock
 
     async def handshake(self) -> None:
         return None
 
     async def recv(self, size: int) -> bytes:
-        return await asyncio.get_running_loop().sock_recv(self._sock, size)
+        return await asyncio.get_running_loop().sock_recv(self.sock, size)
 
     async def send(self, data: bytes) -> None:
-        await asyncio.get_running_loop().sock_sendall(self._sock, data)
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
+
+
+async def _ready(sock: socket.socket, *, writable: bool) -> None:
+    """Wait until the socket is readable (or writable)."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    fd = sock.fileno()
+    if writable:
+        loop.add_writer(fd, _resolve, done)
+    else:
+        loop.add_reader(fd, _resolve, done)
+    try:
+        await done
+    finally:
+        if writable:
+            loop.remove_writer(fd)
+        else:
+            loop.remove_reader(fd)
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():
+        done.set_result(None)
 
 
 class _TlsLeg:
-    """TLS over a non-blocking socket through memory BIOs; recv and send may run in two tasks at once."""
+    """TLS on the non-blocking socket itself, as Mosquitto does: OpenSSL reads and writes the descriptor, and
+    with SSL_MODE_RELEASE_BUFFERS (set by Python's ssl module) an idle connection holds no record buffers. Memory
+    BIOs would keep each one's largest record (the certificate flight) for the life of the connection.
+
+    recv runs in one task and send in another: only recv waits for readability, only send for writability
+    (renegotiation, the one way a write needs a read, is off in server_tls_context).
+    """
 
     def __init__(self, sock: socket.socket, context: ssl.SSLContext) -> None:
-        self._sock = sock
-        self._incoming = ssl.MemoryBIO()
-        self._outgoing = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
-        # one writer at a time on the socket, in the order OpenSSL produced the records
-        self._sending = asyncio.Lock()
-
-    async def _flush(self) -> None:
-        async with self._sending:
-            data = self._outgoing.read()
-            if data:
-                await asyncio.get_running_loop().sock_sendall(self._sock, data)
-
-    async def _fill(self) -> None:
-        data = await asyncio.get_running_loop().sock_recv(self._sock, _CHUNK_BYTES + 512)
-        if data:
-            self._incoming.write(data)
-        else:
-            self._incoming.write_eof()
+        self.sock = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
 
     async def handshake(self) -> None:
         while True:
             try:
-                self._tls.do_handshake()
-                break
+                self.sock.do_handshake()
+                return
             except ssl.SSLWantReadError:
-                await self._flush()
-                if self._incoming.eof:
-                    raise ConnectionAbortedError("closed during the TLS handshake") from None
-                await self._fill()
-        await self._flush()
+                await _ready(self.sock, writable=False)
+            except ssl.SSLWantWriteError:
+                await _ready(self.sock, writable=True)
 
     async def recv(self, size: int) -> bytes:
         """Up to `size` bytes of application data; b"" once the peer closed."""
         while True:
             try:
-                data = self._tls.read(size)
+                return self.sock.recv(size)
             except ssl.SSLWantReadError:
-                await self._flush()
-                await self._fill()
-                continue
+                await _ready(self.sock, writable=False)
+            except ssl.SSLWantWriteError:
+                await asyncio.sleep(0.001)  # a TLS 1.3 key update's answer waits for room: send's wait is taken
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""
-            if self._outgoing.pending:  # a TLS 1.3 key update answered while reading
-                await self._flush()
-            return data
 
     async def send(self, data: bytes) -> None:
-        self._tls.write(data)
-        await self._flush()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[self.sock.send(view) :]
+            except ssl.SSLWantWriteError:
+                await _ready(self.sock, writable=True)  # retried with the same buffer, as OpenSSL requires
+            except ssl.SSLWantReadError:
+                await asyncio.sleep(0.001)
 
 
 _Leg = _PlainLeg | _TlsLeg
@@ -255,10 +268,11 @@ class ConnectGate:
     async def _connection(self, sock: socket.socket, host: str, port: int, listener: GateListener) -> None:
         peer = f"{host}:{port}"
         upstream: socket.socket | None = None
+        leg: _Leg | None = None
         try:
             if self.tcp_nodelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            leg: _Leg = _TlsLeg(sock, listener.tls) if listener.tls is not None else _PlainLeg(sock)
+            leg = _TlsLeg(sock, listener.tls) if listener.tls is not None else _PlainLeg(sock)
             try:
                 first, early = await asyncio.wait_for(self._first_packet(leg), CONNECT_TIMEOUT_S)
                 verdict = inspect_connect(first)
@@ -278,29 +292,32 @@ class ConnectGate:
         except (OSError, EOFError, asyncio.TimeoutError):
             return  # the device or Mosquitto went away, or TLS failed: either side closing closes both
         finally:
-            sock.close()
+            (leg.sock if leg is not None else sock).close()  # wrap_socket moved the descriptor into leg.sock
             if upstream is not None:
                 upstream.close()
 
     async def _connect_upstream(self, path: str) -> socket.socket:
-        """Connect to Mosquitto; right after its start the socket may exist a moment before it listens."""
-        loop = asyncio.get_running_loop()
-        attempts = 0
+        """Connect to Mosquitto's unix socket, waiting while it cannot take one more.
+
+        A unix-socket connect completes at once or fails: EAGAIN when Mosquitto's listen backlog is full (a
+        burst of devices), ECONNREFUSED in the moment between its bind and listen. asyncio's sock_connect
+        would take EAGAIN for "in progress" and hand back an unconnected socket, so this retries instead.
+        """
+        deadline = asyncio.get_running_loop().time() + _UPSTREAM_WAIT_S
         while True:
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             upstream.setblocking(False)
             try:
-                await loop.sock_connect(upstream, path)
+                upstream.connect(path)
                 return upstream
-            except ConnectionRefusedError:
+            except (BlockingIOError, ConnectionRefusedError):
                 upstream.close()
-                attempts += 1
-                if attempts == _UPSTREAM_ATTEMPTS:
+                if asyncio.get_running_loop().time() > deadline:
                     raise
             except BaseException:
                 upstream.close()
                 raise
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
 
     async def _first_packet(self, leg: _Leg) -> tuple[bytes, bytes]:
         """The first packet, whole, and whatever the client sent after it in the same reads."""
