@@ -20,7 +20,6 @@ sslproto.SSLProtocol.max_size, which 1,000 devices would turn into 250 MiB).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import threading
@@ -28,7 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from provision.cloud.connect_packet import MalformedPacket, connack, connack_accepted, inspect_connect, packet_size
+from provision.cloud.connect_packet import MalformedPacket, connack, inspect_connect, packet_size
+from provision.cloud.splice import Splice
 
 __all__ = ["ConnectGate", "GateBindError", "GateListener", "PeerBook", "server_tls_context"]
 
@@ -193,6 +193,7 @@ class ConnectGate:
         self._thread: threading.Thread | None = None
         # the loop holds its tasks weakly: these references keep them running
         self._tasks: set[asyncio.Task[None]] = set()
+        self._splices: set[Splice] = set()  # connections passed on, closed with the gate
 
     def bind(self) -> list[int]:
         """Bind every listener's port (not yet listening: a client is refused until serve()).
@@ -243,6 +244,8 @@ class ConnectGate:
         try:
             loop.run_forever()
         finally:
+            for splice in list(self._splices):
+                splice.close()
             tasks = asyncio.all_tasks(loop)
             for task in tasks:
                 task.cancel()
@@ -269,6 +272,7 @@ class ConnectGate:
         peer = f"{host}:{port}"
         upstream: socket.socket | None = None
         leg: _Leg | None = None
+        handed_over = False
         try:
             if self.tcp_nodelay:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -288,13 +292,24 @@ class ConnectGate:
             await loop.sock_sendall(upstream, first + early)
             # Mosquitto logs the client id with its side of the socket: this line says where it came from
             self._log(f"connect-gate: {peer} passed on as {verdict.client_id!r}")
-            await self._splice(leg, upstream, verdict.username, host)
+            username = verdict.username
+            splice = Splice(
+                loop,
+                leg.sock,
+                upstream,
+                (lambda: self.peers.record(username, host)) if username is not None else (lambda: None),
+                self._splices.discard,
+            )
+            handed_over = True  # the splice owns both sockets now
+            if not splice.closed:
+                self._splices.add(splice)
         except (OSError, EOFError, asyncio.TimeoutError):
             return  # the device or Mosquitto went away, or TLS failed: either side closing closes both
         finally:
-            (leg.sock if leg is not None else sock).close()  # wrap_socket moved the descriptor into leg.sock
-            if upstream is not None:
-                upstream.close()
+            if not handed_over:
+                (leg.sock if leg is not None else sock).close()  # wrap_socket moved the descriptor into leg.sock
+                if upstream is not None:
+                    upstream.close()
 
     async def _connect_upstream(self, path: str) -> socket.socket:
         """Connect to Mosquitto's unix socket, waiting while it cannot take one more.
@@ -336,37 +351,3 @@ class ConnectGate:
                 if size is not None and size > self.max_packet_bytes:
                     raise MalformedPacket(f"a CONNECT of {size} bytes, over the {self.max_packet_bytes} byte limit")
         return bytes(buffer[:size]), bytes(buffer[size:])
-
-    async def _splice(self, leg: _Leg, upstream: socket.socket, username: str | None, host: str) -> None:
-        loop = asyncio.get_running_loop()
-
-        async def device_to_broker() -> None:
-            while data := await leg.recv(_CHUNK_BYTES):
-                await loop.sock_sendall(upstream, data)
-
-        async def broker_to_device() -> None:
-            head: bytes | None = b""  # the start of Mosquitto's CONNACK, until it says accepted or not
-            while data := await loop.sock_recv(upstream, _CHUNK_BYTES):
-                if head is not None:
-                    head += data[:8]
-                    accepted = connack_accepted(head)
-                    if accepted is not None:
-                        if accepted and username is not None:
-                            self.peers.record(username, host)
-                        head = None
-                await leg.send(data)
-
-        tasks = [loop.create_task(device_to_broker()), loop.create_task(broker_to_device())]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                result, OSError | EOFError | asyncio.CancelledError
-            ):
-                raise result
-        with contextlib.suppress(OSError):
-            upstream.shutdown(socket.SHUT_RDWR)
