@@ -1,8 +1,12 @@
 """`provision broker`: Mosquitto with the aliyun_broker_auth plugin, a local stand-in for Aliyun's MQTT endpoint.
 
-A run makes a private temporary directory (0700) holding the Mosquitto config and the plugin's rules file
-(device secrets, 0600). The rules file is deleted as soon as the listeners are up (the plugin has read it by
-then), the directory when the broker stops. Certificates live in the cert dir and are
+Devices reach the connect gate (provision.cloud.gate), in this process, on the public TLS port (and the plain
+one with --allow-tcp); it refuses what the plugin cannot see (a will, a password with a NUL byte) and hands the
+rest to Mosquitto, which listens only on unix sockets in the run directory.
+
+A run makes a private temporary directory (0700) holding the Mosquitto config, its unix sockets and the plugin's
+rules file (device secrets, 0600). The rules file is deleted as soon as the listeners are up (the plugin has
+read it by then), the directory when the broker stops. Certificates live in the cert dir and are
 kept across runs (see provision.cloud.certs).
 """
 
@@ -10,19 +14,21 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import getpass
 import os
 import re
 import shutil
 import signal
-import socket
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import TextIO
@@ -30,6 +36,7 @@ from typing import TextIO
 from provision.atomic import write_private_file
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
 from provision.cloud.endpoint import CONSOLE_FILE, CONSOLE_USERNAME, ConsoleEndpoint, new_console_password
+from provision.cloud.gate import ConnectGate, GateBindError, GateListener, PeerBook, server_tls_context
 from provision.cloud.platform_run import PlatformRun
 from provision.credentials import Device, load_devices
 from provision.errors import EnvironmentProblem, InputError
@@ -53,10 +60,12 @@ PLUGIN_NAME = "aliyun_broker_auth.so"
 _FILTER_LEVEL = re.compile(r"[^+#]*|\+|#")
 _START_TIMEOUT_S = 10.0
 _RUN_DIR_PREFIX = "provision-broker-"
-# Aliyun "Limits": payloads up to 256 KB. Mosquitto drops a connection whose packet announces more than
-# max_packet_size as soon as it has read the remaining-length field, before it allocates the packet (2.0
-# lib/packet_mosq.c packet__read), so a huge pre-auth CONNECT is never held. 1 KiB of room is left for the
-# PUBLISH header and topic, so the plugin sees a payload just over 256 KB and refuses it with a log line.
+_TLS_SOCKET = "tls.sock"  # in the run directory: Mosquitto's listener behind the gate's TLS port (securemode 2)
+_TCP_SOCKET = "tcp.sock"  # and behind its plain TCP port (securemode 3)
+# Aliyun "Limits": payloads up to 256 KB. The gate closes a connection whose CONNECT announces more, and
+# Mosquitto one whose later packet does, as soon as the remaining-length field is read, before the packet is
+# allocated (2.0 lib/packet_mosq.c packet__read), so a huge pre-auth CONNECT is never held. 1 KiB of room is
+# left for the PUBLISH header and topic, so the plugin sees a payload just over 256 KB and refuses it with a log line.
 PAYLOAD_MAX_BYTES = 256 * 1024
 MAX_PACKET_BYTES = PAYLOAD_MAX_BYTES + 1024
 
@@ -144,9 +153,9 @@ def build_plugin() -> Path:
     return PLUGIN_BUILD / PLUGIN_NAME
 
 
-def _listener_block(port: int, host: str, plugin: Path, rules: Path, secure_mode: int, max_skew_s: int) -> list[str]:
+def _listener_block(unix_socket: str, plugin: Path, rules: Path, secure_mode: int, max_skew_s: int) -> list[str]:
     return [
-        f"listener {port} {host}",
+        f"listener 0 {unix_socket}",
         "allow_anonymous false",
         f"plugin {plugin}",
         f"plugin_opt_rules {rules}",
@@ -159,9 +168,14 @@ def _listener_block(port: int, host: str, plugin: Path, rules: Path, secure_mode
 
 
 def mosquitto_config(
-    settings: BrokerSettings, tls_port: int, tcp_port: int | None, plugin: Path, rules: Path, log_file: Path | None
+    settings: BrokerSettings, tls_socket: str, tcp_socket: str | None, plugin: Path, rules: Path, log_file: Path | None
 ) -> str:
-    """The Mosquitto 2.0 config: one listener per securemode, each with its own plugin instance."""
+    """The Mosquitto 2.0 config: one unix-socket listener per securemode behind the gate, each with its own
+    plugin instance (TLS ends at the gate; TCP_NODELAY is the gate's, a unix socket has no Nagle).
+
+    The socket names are relative to Mosquitto's working directory, the run directory: a sun_path holds only
+    108 bytes, and a temporary directory's path may be longer.
+    """
     lines = [
         "# written by provision broker",
         "per_listener_settings true",
@@ -170,35 +184,17 @@ def mosquitto_config(
         f"user {getpass.getuser()}",
         "connection_messages true",
         f"max_packet_size {MAX_PACKET_BYTES}",
-        f"set_tcp_nodelay {'true' if settings.tcp_nodelay else 'false'}",
         "log_timestamp_format %Y-%m-%dT%H:%M:%S",
         "log_type error",
         "log_type warning",
         "log_type notice",
         "log_type information",
-        f"log_dest file {log_file}" if log_file is not None else "log_dest stdout",
+        f"log_dest file {log_file.absolute()}" if log_file is not None else "log_dest stdout",
     ]
-    lines += _listener_block(tls_port, settings.host, plugin, rules, 2, settings.max_skew_s)
-    lines += [
-        f"certfile {settings.certs.server_cert}",
-        f"keyfile {settings.certs.server_key}",
-    ]
-    if tcp_port is not None:
-        lines += _listener_block(tcp_port, settings.host, plugin, rules, 3, settings.max_skew_s)
+    lines += _listener_block(tls_socket, plugin, rules, 2, settings.max_skew_s)
+    if tcp_socket is not None:
+        lines += _listener_block(tcp_socket, plugin, rules, 3, settings.max_skew_s)
     return "\n".join(lines) + "\n"
-
-
-def _listening_ports() -> set[int]:
-    """TCP ports in LISTEN state on this host (Linux /proc/net/tcp{,6}; state 0A is LISTEN)."""
-    ports: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            next(rows, None)
-            for row in rows:
-                fields = row.split()
-                if len(fields) > 3 and fields[3] == "0A":
-                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
 
 
 def die_with_parent() -> None:
@@ -247,20 +243,29 @@ def remove_leftover_run_dirs(temp_dir: Path | None = None) -> list[Path]:
     return removed
 
 
-def _free_port(host: str) -> int:
-    """A port the kernel considers free now (another process may still take it: callers retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
+class _GateLog:
+    """The gate's lines, in Mosquitto's log file (appended, as Mosquitto does) or on stdout, in its format."""
+
+    def __init__(self, log_file: Path | None) -> None:
+        self.log_file = log_file
+
+    def __call__(self, line: str) -> None:
+        text = f"{datetime.now().strftime('%Y-%m-%dT%H:%M:%S')}: {line}\n"
+        if self.log_file is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        with open(self.log_file, "a") as log:
+            log.write(text)
 
 
 class BrokerProcess:
-    """One running Mosquitto. Use as a context manager, or call start() and stop().
+    """One running Mosquitto behind its connect gate. Use as a context manager, or call start() and stop().
 
-    Port 0 in the settings means "pick a free port": parallel test runs then never collide, and a start that
-    loses a race for the port is retried with another one. `port` / `tcp_port` hold the ports in use, and a
-    restart (stop, start) keeps them and the console password, as a real endpoint does (a logged-in platform
-    service reconnects on its own).
+    Port 0 in the settings means "pick a free port": parallel test runs then never collide (the gate binds
+    port 0 and reads what the kernel gave). `port` / `tcp_port` hold the ports in use, and a restart (stop,
+    start) keeps them and the console password, as a real endpoint does (a logged-in platform service
+    reconnects on its own). `peers` is where the gate records each device's address (see PeerBook).
     """
 
     def __init__(self, settings: BrokerSettings, *, log_to: Path | None = None) -> None:
@@ -273,6 +278,9 @@ class BrokerProcess:
         self.tcp_port = settings.tcp_port
         self._run_dir: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._gate: ConnectGate | None = None
+        self._run_dir_fd: int | None = None
+        self.peers = PeerBook()
         self._console: ConsoleEndpoint | None = None
         self._console_password = new_console_password()
 
@@ -296,63 +304,85 @@ class BrokerProcess:
         if mosquitto is None:
             raise EnvironmentProblem("mosquitto not found: run scripts/setup (Debian package mosquitto)")
         plugin = self.settings.plugin or build_plugin()
-        pick = self.port == 0 or self.tcp_port == 0
-        for attempt in range(5 if pick else 1):
-            tls_port = self.port or _free_port(self.settings.host)
-            tcp_port = self.tcp_port if self.tcp_port != 0 else _free_port(self.settings.host)
-            try:
-                self._launch(mosquitto, plugin, tls_port, tcp_port)
-            except EnvironmentProblem:
-                if attempt == 4 or not pick:
-                    raise
-                continue
-            self.port, self.tcp_port = tls_port, tcp_port
-            return
-
-    def _launch(self, mosquitto: str, plugin: Path, tls_port: int, tcp_port: int | None) -> None:
-        ports = {tls_port} | ({tcp_port} if tcp_port is not None else set())
-        taken = ports & _listening_ports()
-        if taken:
-            raise EnvironmentProblem(f"port {min(taken)} is already in use: choose another with --port/--tcp-port")
         remove_leftover_run_dirs()
         self._run_dir = Path(tempfile.mkdtemp(prefix=f"{_RUN_DIR_PREFIX}{os.getpid()}-"))
         try:
-            rules = self._run_dir / "rules"
-            write_private_file(
-                rules, rules_text(self.settings.devices, self.settings.routes, self._console_password).encode()
-            )
-            config = self._run_dir / "mosquitto.conf"
-            config.write_text(mosquitto_config(self.settings, tls_port, tcp_port, plugin, rules, self.log_file))
-            # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
-            self._process = subprocess.Popen(
-                [mosquitto, "-c", str(config)],
-                stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
-                start_new_session=True,
-            )
-            deadline = time.monotonic() + _START_TIMEOUT_S
-            # Polling the listen table instead of connecting keeps a probe out of Mosquitto's log.
-            while not ports <= _listening_ports():
-                if self._process.poll() is not None or time.monotonic() > deadline:
-                    code = self._process.poll()
-                    raise EnvironmentProblem(
-                        f"mosquitto did not start on {self.settings.host}:{tls_port} (exit status {code})",
-                        *self.log_tail(),
-                    )
-                time.sleep(0.01)
+            self._launch(mosquitto, plugin, self._run_dir)
         except BaseException:
             # A failed start (exec error, Ctrl-C while waiting, no listen) must not leave the secrets file:
             # a context-manager caller never reaches __exit__ when __enter__ raises.
             self.stop()
             raise
-        # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once the ports
-        # listen the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
+
+    def _bind_gate(self, run_dir: Path) -> None:
+        """Bind the public ports (sets self.port / self.tcp_port) for the gate to Mosquitto's sockets in run_dir."""
+        # the gate reaches the sockets through a descriptor of the run directory, whatever the length of its path
+        self._run_dir_fd = os.open(run_dir, os.O_PATH | os.O_DIRECTORY)
+        through = f"/proc/self/fd/{self._run_dir_fd}"
+        certs = self.settings.certs
+        host = self.settings.host
+        tls = server_tls_context(certs.server_cert, certs.server_key)
+        listeners = [GateListener(host, self.port, f"{through}/{_TLS_SOCKET}", tls)]
+        if self.tcp_port is not None:
+            listeners.append(GateListener(host, self.tcp_port, f"{through}/{_TCP_SOCKET}", None))
+        self._gate = ConnectGate(
+            listeners,
+            max_packet_bytes=MAX_PACKET_BYTES,
+            tcp_nodelay=self.settings.tcp_nodelay,
+            log=_GateLog(self.log_file),
+            peers=self.peers,
+        )
+        try:
+            ports = self._gate.bind()
+        except GateBindError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise EnvironmentProblem(
+                    f"port {exc.port} is already in use: choose another with --port/--tcp-port"
+                ) from None
+            raise EnvironmentProblem(f"cannot listen on {host}:{exc.port}: {exc.strerror}: check --host") from None
+        self.port = ports[0]
+        if self.tcp_port is not None:
+            self.tcp_port = ports[1]
+
+    def _launch(self, mosquitto: str, plugin: Path, run_dir: Path) -> None:
+        self._bind_gate(run_dir)
+        tcp_socket = _TCP_SOCKET if self.tcp_port is not None else None
+        rules = run_dir / "rules"
+        write_private_file(
+            rules, rules_text(self.settings.devices, self.settings.routes, self._console_password).encode()
+        )
+        config = run_dir / "mosquitto.conf"
+        config.write_text(mosquitto_config(self.settings, _TLS_SOCKET, tcp_socket, plugin, rules, self.log_file))
+        # Its own session: a terminal's Ctrl-C reaches only us, and we stop it in order (SIGTERM, wait, clean up).
+        self._process = subprocess.Popen(
+            [mosquitto, "-c", str(config)],
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+            start_new_session=True,
+            cwd=run_dir,
+        )
+        sockets = [run_dir / name for name in (_TLS_SOCKET, tcp_socket) if name is not None]
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        # Polling for the socket files instead of connecting keeps a probe out of Mosquitto's log. Mosquitto
+        # listens right after it binds; a device the gate passes on in between is retried (gate.py).
+        while not all(path.exists() for path in sockets):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                code = self._process.poll()
+                raise EnvironmentProblem(
+                    f"mosquitto did not start behind {self.settings.host}:{self.port} (exit status {code})",
+                    *self.log_tail(),
+                )
+            time.sleep(0.002)
+        # Mosquitto runs plugin init (which reads the rules) before it opens a listener, so once its sockets
+        # exist the secrets are in its memory only: a SIGKILL from here on leaves no secret on disk.
         rules.unlink()
+        assert self._gate is not None
+        self._gate.serve()
         certs = self.settings.certs
         # a wildcard listen address is reached on loopback by a console on this machine
         console_host = "127.0.0.1" if self.settings.host in ("0.0.0.0", "::") else self.settings.host  # noqa: S104
         self._console = ConsoleEndpoint(
-            console_host, tls_port, str(certs.ca_cert), CONSOLE_USERNAME, self._console_password, self._process.pid
+            console_host, self.port, str(certs.ca_cert), CONSOLE_USERNAME, self._console_password, self._process.pid
         )
         if self.settings.write_console_file:
             self._console.write(certs.ca_cert.parent)
@@ -384,6 +414,12 @@ class BrokerProcess:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        if self._gate is not None:
+            self._gate.stop()
+            self._gate = None
+        if self._run_dir_fd is not None:
+            os.close(self._run_dir_fd)
+            self._run_dir_fd = None
         if self._console is not None and self.settings.write_console_file:
             with contextlib.suppress(OSError):
                 (self.settings.certs.ca_cert.parent / CONSOLE_FILE).unlink()
@@ -464,7 +500,7 @@ def run_foreground(
     with _stop_on_signals(stop_now):
         try:
             broker.start()
-            platform.started(broker.console_endpoint)
+            platform.started(broker.console_endpoint, broker.peers)
         except BaseException:
             platform.stop()
             broker.stop()

@@ -37,6 +37,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from provision.cloud.endpoint import ConsoleEndpoint
+from provision.cloud.gate import PeerBook
 from provision.cloud.ota_server import OtaFileServer, ServedImage
 from provision.errors import EnvironmentProblem
 
@@ -164,9 +165,15 @@ class _Shadow:
 class PlatformService:
     """The platform's replies and state. start() connects and subscribes; stop() disconnects."""
 
-    def __init__(self, endpoint: ConsoleEndpoint, ota: OtaFileServer | None = None) -> None:
+    def __init__(
+        self, endpoint: ConsoleEndpoint, ota: OtaFileServer | None = None, peers: PeerBook | None = None
+    ) -> None:
+        """Args:
+        peers: where the broker's connect gate records each device's address (Mosquitto sees only the gate's).
+        """
         self.endpoint = endpoint
         self.ota = ota
+        self.peers = peers
         self._pushes: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._devices: dict[tuple[str, str], DeviceRecord] = {}
@@ -196,7 +203,11 @@ class PlatformService:
 
     def devices(self) -> list[DeviceRecord]:
         with self._lock:
-            return [DeviceRecord(**asdict(r)) for r in sorted(self._devices.values(), key=_record_key)]
+            records = [DeviceRecord(**asdict(r)) for r in sorted(self._devices.values(), key=_record_key)]
+        if self.peers is not None:
+            for record in records:
+                record.last_ip = self.peers.address_of(record.product_key, record.device_name)
+        return records
 
     def shadow(self, product_key: str, device_name: str) -> dict[str, Any]:
         with self._lock:
@@ -324,7 +335,6 @@ class PlatformService:
             record = self._record(product_key, device_name)
             record.online = body["event"] == "online"
             record.client_id = str(body.get("clientId")) if body.get("clientId") is not None else record.client_id
-            record.last_ip = str(body.get("ip")) if body.get("ip") else record.last_ip
             record.since_ms = int(body["ts"]) if isinstance(body.get("ts"), int) else _now_ms()
 
     def _answer_console(self, token: str, body: Any) -> None:

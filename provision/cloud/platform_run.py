@@ -15,6 +15,7 @@ from pathlib import Path
 
 from provision.cloud.certs import BrokerCertificates
 from provision.cloud.endpoint import CONSOLE_FILE, ConsoleEndpoint
+from provision.cloud.gate import PeerBook
 from provision.cloud.ota_server import OtaFileServer
 from provision.cloud.platform import PlatformService
 from provision.errors import EnvironmentProblem
@@ -37,8 +38,11 @@ class PlatformRun:
         self.service: PlatformService | None = None
         self.endpoint: ConsoleEndpoint | None = None
 
-    def started(self, endpoint: ConsoleEndpoint | None) -> ConsoleEndpoint:
+    def started(self, endpoint: ConsoleEndpoint | None, peers: PeerBook | None = None) -> ConsoleEndpoint:
         """The broker listens at `endpoint` (its console_endpoint): start the service, record the endpoint.
+
+        Args:
+            peers: the broker's `peers`, for the devices' addresses (without it `devices` shows none).
 
         Raises:
             EnvironmentProblem: the broker is not running (no endpoint), or did not accept the console.
@@ -47,7 +51,7 @@ class PlatformRun:
             raise EnvironmentProblem("platform: the broker is not running: start it before the platform")
         self.ota = OtaFileServer(self.certs, self.host, self.url_host)
         self.ota.start()
-        service = PlatformService(endpoint, self.ota)
+        service = PlatformService(endpoint, self.ota, peers)
         service.start()
         self.service = service
         endpoint.write(self.cert_dir)

@@ -3,6 +3,7 @@ checked with real clients against real Mosquitto and the plugin."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -11,7 +12,7 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from provision.cloud.broker import PAYLOAD_MAX_BYTES
+from provision.cloud.broker import MAX_PACKET_BYTES, PAYLOAD_MAX_BYTES
 from provision.device_client import connect_device
 from provision.signing import sign
 
@@ -106,7 +107,8 @@ def _broker_rss_kib(pid: int) -> int:
 
 
 def test_a_64_mb_connect_is_dropped_before_it_is_held(broker, broker_certs):
-    before = _broker_rss_kib(broker.pid)
+    # the connect gate reads the CONNECT, in this process; Mosquitto never sees it
+    before, gate_before = _broker_rss_kib(broker.pid), _broker_rss_kib(os.getpid())
     announced = 64 * 1024 * 1024
     length = bytearray()
     value = announced
@@ -127,9 +129,11 @@ def test_a_64_mb_connect_is_dropped_before_it_is_held(broker, broker_certs):
                     sent += len(chunk)
             except (OSError, ssl.SSLError):
                 pass
-    after = _broker_rss_kib(broker.pid)
+    after, gate_after = _broker_rss_kib(broker.pid), _broker_rss_kib(os.getpid())
     assert sent < 16 * 1024 * 1024, "the broker kept reading a 64 MB CONNECT"
     assert after - before < 4 * 1024, f"broker RSS grew by {after - before} KiB"
+    assert gate_after - gate_before < 4 * 1024, f"the gate's process grew by {gate_after - gate_before} KiB"
+    assert any(f"over the {MAX_PACKET_BYTES} byte limit" in line for line in broker.log_file.read_text().splitlines())
 
 
 def test_a_device_uses_ota_shadow_and_broadcast_in_their_directions(broker, devices, connect):

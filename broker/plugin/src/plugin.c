@@ -8,8 +8,10 @@
  *
  * Presence, for the console (provision.cloud.platform lists devices from it): on each device connect and
  * disconnect the plugin publishes, QoS 1, not retained, to `$aliyun/presence/{pk}/{dn}`
- *     {"event":"online"|"offline","clientId":"<full MQTT client id>","ip":"<peer address>","ts":<ms>}
+ *     {"event":"online"|"offline","clientId":"<full MQTT client id>","ts":<ms>}
  * A connection taken over by a newer one of the same device publishes no "offline" (the device is online).
+ * No peer address: every client reaches Mosquitto through the connect gate (provision/cloud/gate.py) on a unix
+ * socket, so mosquitto_client_address() names the socket; the gate tells the platform service the real one.
  * No device can subscribe there: `$aliyun/...` is outside every device's topics.
  */
 #include <mosquitto.h>
@@ -80,8 +82,9 @@ static bool split_username(const char *username, char *dn, size_t dn_size, char 
 #define CONSOLE_USERNAME "$console"
 
 /* The connection whose MOSQ_EVT_DISCONNECT ran last. Mosquitto 2.0 never shows a plugin the will at CONNECT
- * (handle__connect reads it with no ACL check and the basic-auth event does not carry it), so it cannot be
- * refused there; context__disconnect runs the disconnect event, then context__send_will, whose WRITE ACL check
+ * (handle__connect reads it with no ACL check and the basic-auth event does not carry it): the connect gate
+ * refuses a CONNECT with a will before Mosquitto sees it. This stays as the second line, for a client that
+ * reaches Mosquitto's socket some other way: context__disconnect runs the disconnect event, then context__send_will, whose WRITE ACL check
  * is the first one after it for that connection: denying it drops the will, as the platform has none.
  * Cleared by the next CONNECT, before a new connection could reuse the address. */
 static const void *disconnecting_client;
@@ -182,12 +185,6 @@ static void publish_presence(const char *pk, const char *dn, const char *event, 
     }
     size_t used = (size_t)head;
     bool fits = json_escape(body, sizeof body, &used, mosquitto_client_id(client));
-    int middle = fits ? snprintf(body + used, sizeof body - used, "\",\"ip\":\"") : -1;
-    fits = middle >= 0 && used + (size_t)middle < sizeof body;
-    if (fits) {
-        used += (size_t)middle;
-        fits = json_escape(body, sizeof body, &used, mosquitto_client_address(client));
-    }
     int tail = fits ? snprintf(body + used, sizeof body - used, "\",\"ts\":%lld}", now_ms()) : -1;
     if (tail < 0 || used + (size_t)tail >= sizeof body) {
         mosquitto_log_printf(MOSQ_LOG_WARNING, "aliyun-auth: presence of '%s' too long to publish", dn);
