@@ -38,11 +38,11 @@ class PlatformRun:
         self.service: PlatformService | None = None
         self.endpoint: ConsoleEndpoint | None = None
 
-    def started(self, endpoint: ConsoleEndpoint | None, peers: PeerBook | None = None) -> ConsoleEndpoint:
+    def started(self, endpoint: ConsoleEndpoint | None, peers: PeerBook) -> ConsoleEndpoint:
         """The broker listens at `endpoint` (its console_endpoint): start the service, record the endpoint.
 
         Args:
-            peers: the broker's `peers`, for the devices' addresses (without it `devices` shows none).
+            peers: the broker's `peers`, where the connect gate records each device's address.
 
         Raises:
             EnvironmentProblem: the broker is not running (no endpoint), or did not accept the console.

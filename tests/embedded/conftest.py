@@ -185,7 +185,7 @@ def broker(
     try:
         # a bad server certificate refuses the console's TLS login too: those cases test only the refusal
         if "certs" not in options:
-            platform.started(process.console_endpoint)
+            platform.started(process.console_endpoint, process.peers)
         yield process
     finally:
         platform.stop()

@@ -55,7 +55,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     broker = BrokerProcess(settings, log_to=cert_dir / "mosquitto.log")
     try:
         broker.start()
-        run.started(broker.console_endpoint)
+        run.started(broker.console_endpoint, broker.peers)
         assert run.service is not None
         yield Platform("127.0.0.1", broker.port, cert_dir, certs, run.service, {d.device_name: d for d in devices})
     finally:

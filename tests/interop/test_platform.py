@@ -93,3 +93,5 @@ def test_linkkit_ota_inform_is_recorded(interop_tools: Path, platform: Platform)
     # What `provision cloud devices` shows, read through the console library.
     records = {record["device_name"]: record for record in list_devices(platform.cert_dir)}
     assert records["sdk-py-0001"]["firmware_version"] == "2.4.1-interop"
+    # the connect gate's record of the SDK's own address, not the gate's unix socket
+    assert records["sdk-py-0001"]["last_ip"] == "127.0.0.1"
