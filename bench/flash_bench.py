@@ -163,6 +163,10 @@ def main() -> None:
             cpu_start += [r.process_cpu_seconds - r.cpu_seconds for r in first]
             print(f"round {round_no} ({_load()}):")
             print(
+                f"  bytes written per board, first flash {board.bytes_written:,}; regions skipped by MD5 when "
+                f"nothing changed {rerun_1.results[0].regions_skipped}"
+            )
+            print(
                 f"  one board's phase {board.seconds:.2f} s, wire floor {floor:.2f} s "
                 f"({one.link_bytes[board.port]:,} bytes on its link): {board.seconds / floor:.3f}x  (goal <= 1.15x)"
             )
