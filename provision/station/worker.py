@@ -212,12 +212,13 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
             esp.change_baud(job.baud)
         attach_flash(esp)
 
-        phase = "reading the credential partition"
-        held = read_held(esp, job.build)
         phase = "claiming a triple"
         ledger = open_ledger(job.ledger_url, None) if job.ledger_url else None
         if ledger is None:
             raise BoardFailed("no ledger configured")
+        phase = "reading the credential partition"
+        held = _held_credentials(esp, job, ledger, result.mac, devices)
+        phase = "claiming a triple"
         reprovisioning = _reconcile(ledger, held, result, job, port)
         claim = ledger.claim(result.mac, job.product_keys, station=job.station, port=port, chip=result.chip)
         result.product_key, result.device_name = claim.product_key, claim.device_name
@@ -287,6 +288,25 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         result.seconds = round(time.monotonic() - started, 3)
         result.cpu_seconds = round(time.process_time() - cpu_started, 4)
     return result
+
+
+def _held_credentials(
+    esp: Any, job: StationJob, ledger: Any, mac: str, devices: dict[tuple[str, str], Device]
+) -> HeldCredentials:
+    """What the board's credential partition holds, read over the link only when its MD5 does not say.
+
+    A board back on the line usually holds the very image this station makes for the triple the ledger
+    bound to its MAC (a plain NVS image is the same bytes every time it is made): when the partition's MD5
+    is that image's, it holds that triple, and the 24 KiB read and its decoding are skipped. Anything else
+    (no binding, another image, an encrypted NVS whose keys are fresh each time) is read as before.
+    """
+    bound = ledger.bound_to(mac, job.product_keys) if job.encryption == "none" else None
+    device = devices.get((bound.product_key, bound.device_name)) if bound is not None else None
+    if bound is not None and device is not None:
+        own = build_partition(device, layout=job.layout, size=job.build.nvs.size, encryption="none").nvs
+        if esp.flash_md5sum(job.build.nvs.offset, job.build.nvs.size) == Region("", 0, own).md5:
+            return HeldCredentials(TRIPLE, bound.product_key, bound.device_name)
+    return read_held(esp, job.build)
 
 
 def _regions_to_verify(regions: list[Region], written: list[Region], *, verified_by_write: bool) -> list[Region]:

@@ -107,6 +107,23 @@ def test_link_tally_counts_every_byte_by_baud_rate(tmp_path: Path, build_dir: Pa
     assert abs(tally["wire_s"] - sum(c * 10 / b for b, c in counts)) < 1e-5
 
 
+def test_a_board_holding_its_own_image_is_not_read_back_and_gets_its_triple_again(
+    tmp_path: Path, build_dir: Path
+) -> None:
+    csv_path = write_devices(tmp_path / "devices.csv", 3)
+    log = tmp_path / "link.jsonl"
+    specs = board_specs(tmp_path / "boards", 1, link_log_path=str(log))
+    with EmulatedRack(specs) as rack:
+        first = run_line(_options(tmp_path, build_dir, csv_path, "own1"), [Slot("b1", rack.urls[0])])
+        again = run_line(_options(tmp_path, build_dir, csv_path, "own2"), [Slot("b1", rack.urls[0])])
+    assert [r.result for r in (*first.results, *again.results)] == ["verified", "verified"]
+    assert again.results[0].device_name == first.results[0].device_name
+    assert again.results[0].bytes_written == 0
+    nvs_size = load_build(build_dir).nvs.size
+    rerun = json.loads(log.read_text().splitlines()[1])
+    assert sum(rerun["to_host"].values()) < nvs_size // 4  # MD5 answers only: the 24 KiB partition not read
+
+
 def test_only_regions_not_checked_by_the_write_are_verified_again() -> None:
     boot = Region("bootloader", 0x1000, b"b" * 0x2000)
     table = Region("table", 0x8000, b"t" * 0xC00)
