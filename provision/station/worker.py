@@ -1,8 +1,9 @@
 """One board, start to finish, inside its own process (esptool keeps one logger per process).
 
-connect -> detect chip (must match the build) -> read MAC -> eFuse guards -> claim a triple for the MAC
--> build its NVS image in memory -> write only the regions whose MD5 differs -> verify every region's
-MD5 -> (optional boot check) -> verified. Every ledger state change happens as it happens, so a station
+connect -> detect chip (must match the build) -> read MAC -> eFuse guards -> what the board holds -> claim
+a triple for the MAC -> build its NVS image in memory -> write only the regions whose MD5 differs (esptool
+checks each written region's MD5) -> check again what a write may have touched besides -> (optional boot
+check) -> verified. Every ledger state change happens as it happens, so a station
 killed at any point leaves a ledger a rerun can finish from: the same MAC gets the same triple back.
 
 The DeviceSecret is read from the device file inside this process and leaves it only inside the image
