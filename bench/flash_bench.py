@@ -9,7 +9,8 @@ Prints, for each of --repeat rounds (machine load beside each) and their median:
   - re-provisioning boards that need nothing written (every region's MD5 matches): line wall time for 1
     and for 8 boards, goal <= 1.5 s, and the bytes that still crossed the link;
   - CPU: per board phase, per board process from its start (fork) to its result, so the difference is
-    the cost of starting a board's process (imports included); the emulator's own CPU per round.
+    the cost of starting a board's process (imports included); the fork server's imports (once); the
+    emulator's own CPU per round.
 The first line of this process starts the server board processes are forked from; that start is timed
 on its own ("cold") and the rounds after it run warm, as a station does after its first board.
 
@@ -27,8 +28,11 @@ import csv
 import hashlib
 import json
 import os
+import resource
 import secrets
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -110,6 +114,23 @@ def run_batch(work: Path, build_dir: Path, csv_path: Path, boards: int, baud: in
     return Batch(wall, [by_port[s.name] for s in specs], wire, link_bytes, emulator_cpu)
 
 
+def server_start_cpu_s() -> float | None:
+    """CPU of a fresh interpreter importing what the fork server preloads, less a bare interpreter's start:
+    what the station pays once per process (and, before the fork server, every board paid)."""
+    from provision.station import worker
+
+    modules = getattr(worker, "PRELOAD_MODULES", None)
+    if modules is None:
+        return None
+    cpu = []
+    for code in ("pass", "import " + ", ".join(modules)):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        subprocess.run([sys.executable, "-c", code], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return cpu[1] - cpu[0]
+
+
 def _load() -> str:
     one, five, _ = os.getloadavg()
     return f"load {one:.2f}/{five:.2f} (1/5 min, {os.cpu_count()} cores)"
@@ -133,6 +154,9 @@ def main() -> None:
         print(f"start: {_load()}")
         cold = run_batch(work, build_dir, csv_path, 1, args.baud, "cold", "cold")
         print(f"cold line (first of this process, board-process server start included): 1 board {cold.wall_s:.2f} s")
+        preload = server_start_cpu_s()
+        if preload is not None:
+            print(f"fork server's imports, once per station process: {preload * 1000:.0f} ms CPU")
 
         phase_ratio: list[float] = []
         scale: list[float] = []
