@@ -79,10 +79,10 @@ class ImageDeflater:
         self.shared = DeflatedImages(self._directory, ctx.Event())
         self._lock = threading.Lock()
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="image deflater", daemon=True)
-        self._thread.start()
         # Also gone if the line stops on an exception before `close` (when this object is collected).
         self._remove = weakref.finalize(self, shutil.rmtree, self._directory, ignore_errors=True)
+        self._thread = threading.Thread(target=self._run, name="image deflater", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         try:
