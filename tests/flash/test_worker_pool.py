@@ -19,7 +19,7 @@ from provision.emulator import EmulatedRack
 from provision.emulator.slip import SlipDecoder, slip_encode, xor_checksum
 from provision.ledger import open_ledger
 from provision.station import LineOptions, Slot, run_line
-from provision.station.board_link import DeflatedImages, _PrecompressedZlib, close_port
+from provision.station.board_link import DeflatedImages, ImageDeflater, _PrecompressedZlib, close_port
 from provision.station.build import load_build
 from provision.station.worker import Region, _regions_to_verify
 
@@ -165,6 +165,19 @@ def test_board_process_takes_the_station_compression_or_compresses_by_itself(tmp
     assert stand_in.compress(image, 9) == b"station copy"
     assert stand_in.compress(b"per-board nvs", 9) == zlib.compress(b"per-board nvs", 9)
     assert stand_in.decompressobj is zlib.decompressobj
+
+
+def test_station_compresses_each_image_once_as_esptool_would_and_cleans_up(build_dir: Path) -> None:
+    images = load_build(build_dir).images
+    deflater = ImageDeflater(images, multiprocessing.get_context("spawn"))
+    shared = deflater.shared
+    try:
+        for image in images:
+            assert shared.find(image.data) == zlib.compress(image.data, 9)
+        assert shared.find(b"not an image") is None
+    finally:
+        deflater.close()
+    assert not Path(shared.directory).exists()
 
 
 def test_socket_port_closes_at_once_and_the_board_sees_it() -> None:
