@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import mmap
 import os
 import socket
@@ -33,11 +34,12 @@ from esptool.targets import CHIP_DEFS
 
 from provision.emulator.app_console import boot_console
 from provision.emulator.rfc2217_link import Rfc2217Link
-from provision.emulator.slip import SlipDecoder, slip_encode
+from provision.emulator.slip import SlipDecoder, slip_encode, xor_checksum
 
-__all__ = ["BoardSpec", "EmulatedBoard", "FlashMemory", "parse_mac"]
+__all__ = ["BoardSpec", "EmulatedBoard", "FlashMemory", "LinkTally", "parse_mac"]
 
 SECTOR = 0x1000
+BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit
 OP = dict(ESPLoader.ESP_CMDS)
 ROM_SYNC_VALUE = 0x20120707  # the value field of the ROM's SYNC reply (stub replies 0)
 # Error codes of the ROM loader (serial protocol doc, "Status bytes").
@@ -79,6 +81,8 @@ class BoardSpec:
         transport: "socket" (raw TCP, no modem lines: the board sits in download mode) or "rfc2217"
             (DTR/RTS reach EN/GPIO0: the board runs its application until reset into download mode,
             and a hard reset boots the application, which prints its console lines).
+        link_log_path: when set, each connection appends one JSON line here when it ends: the bytes that
+            crossed the link in each direction at each baud rate, and their wire time (see `LinkTally`).
     """
 
     name: str
@@ -92,6 +96,7 @@ class BoardSpec:
     unplugged_s: float = 12.0
     line_baud: int | None = None
     transport: str = "socket"
+    link_log_path: str | None = None
 
 
 class FlashMemory:
@@ -142,24 +147,61 @@ class _Disconnect(Exception):
     """Raised to drop the link on purpose (fault injection)."""
 
 
+@dataclass
+class LinkTally:
+    """What crossed one connection, counted where the emulated UART would put it on the wire.
+
+    Bytes are counted after framing (SLIP, and telnet escaping on rfc2217 links), under the baud rate in
+    force when they crossed; `wire_s` is their time on a real 8N1 line (10 bits a byte) at that rate, the
+    floor no flasher can beat over this link whatever it does with its CPU.
+    """
+
+    to_board: dict[int, int] = field(default_factory=dict)  # baud -> bytes the host sent
+    to_host: dict[int, int] = field(default_factory=dict)  # baud -> bytes the board sent
+
+    def add(self, direction: dict[int, int], baud: int, count: int) -> None:
+        direction[baud] = direction.get(baud, 0) + count
+
+    @property
+    def wire_s(self) -> float:
+        return sum(
+            count * BITS_PER_BYTE / baud
+            for direction in (self.to_board, self.to_host)
+            for baud, count in direction.items()
+        )
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "to_board": {str(k): v for k, v in self.to_board.items()},
+                "to_host": {str(k): v for k, v in self.to_host.items()},
+                "wire_s": round(self.wire_s, 6),
+            }
+        )
+
+
 class _Link:
     """A connected client socket with an optional line-speed throttle in each direction.
 
-    Throttled, the link starts at the ROM's 115200 baud and follows CHANGE_BAUDRATE up to `line_baud`
-    (the most the emulated USB-UART bridge carries), 10 bits on the wire per byte (8N1).
+    The link starts at the ROM's 115200 baud and follows CHANGE_BAUDRATE, up to `line_baud` when set
+    (the most the emulated USB-UART bridge carries), 10 bits on the wire per byte (8N1). Throttled, each
+    byte takes that long to arrive; unthrottled, bytes are only counted.
     """
 
     def __init__(self, sock: socket.socket, line_baud: int | None) -> None:
         self.sock = sock
         self.line_baud = line_baud
+        self.tally = LinkTally()
+        self._baud = ESPLoader.ESP_ROM_BAUD
         self._seconds_per_byte = 0.0
         self._rx_free_at = 0.0
         self._tx_free_at = 0.0
         self.set_baud(ESPLoader.ESP_ROM_BAUD)
 
     def set_baud(self, baud: int) -> None:
+        self._baud = min(baud, self.line_baud) if self.line_baud else baud
         if self.line_baud:
-            self._seconds_per_byte = 10.0 / min(baud, self.line_baud)
+            self._seconds_per_byte = BITS_PER_BYTE / self._baud
 
     def _pace(self, free_at: float, count: int) -> float:
         if not self._seconds_per_byte:
@@ -174,10 +216,12 @@ class _Link:
         data = self.sock.recv(65536)
         if not data:
             raise ConnectionResetError("the host closed the port")
+        self.tally.add(self.tally.to_board, self._baud, len(data))
         self._rx_free_at = self._pace(self._rx_free_at, len(data))
         return data
 
     def send(self, data: bytes) -> None:
+        self.tally.add(self.tally.to_host, self._baud, len(data))
         self._tx_free_at = self._pace(self._tx_free_at, len(data))
         self.sock.sendall(data)
 
@@ -235,7 +279,16 @@ class EmulatedBoard:
                     continue  # nobody there: the cable is out
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 conn.settimeout(0.2)
-                self._run_session(_Link(conn, self.spec.line_baud))
+                link = _Link(conn, self.spec.line_baud)
+                try:
+                    self._run_session(link)
+                finally:
+                    self._log_link(link.tally)
+
+    def _log_link(self, tally: LinkTally) -> None:
+        if self.spec.link_log_path and (tally.to_board or tally.to_host):
+            with open(self.spec.link_log_path, "a", encoding="utf-8") as log:
+                log.write(tally.as_json() + "\n")
 
     def _run_session(self, raw_link: _Link) -> None:
         link: Any = raw_link
@@ -419,7 +472,7 @@ class EmulatedBoard:
 
 def _checksum_ok(data: bytes, checksum: int) -> bool:
     (length,) = struct.unpack_from("<I", data)
-    return ESPLoader.checksum(data[16 : 16 + length]) == (checksum & 0xFF)
+    return xor_checksum(data[16 : 16 + length]) == (checksum & 0xFF)
 
 
 class _Session:

@@ -1,8 +1,9 @@
 """One board, start to finish, inside its own process (esptool keeps one logger per process).
 
-connect -> detect chip (must match the build) -> read MAC -> eFuse guards -> claim a triple for the MAC
--> build its NVS image in memory -> write only the regions whose MD5 differs -> verify every region's
-MD5 -> (optional boot check) -> verified. Every ledger state change happens as it happens, so a station
+connect -> detect chip (must match the build) -> read MAC -> eFuse guards -> what the board holds -> claim
+a triple for the MAC -> build its NVS image in memory -> write only the regions whose MD5 differs (esptool
+checks each written region's MD5) -> check again what a write may have touched besides -> (optional boot
+check) -> verified. Every ledger state change happens as it happens, so a station
 killed at any point leaves a ledger a rerun can finish from: the same MAC gets the same triple back.
 
 The DeviceSecret is read from the device file inside this process and leaves it only inside the image
@@ -16,7 +17,6 @@ import hashlib
 import os
 import signal
 import time
-import zlib
 from dataclasses import asdict, dataclass, field
 from multiprocessing.queues import Queue
 from typing import Any
@@ -24,14 +24,33 @@ from typing import Any
 from provision.credentials import Device, load_devices
 from provision.errors import ProvisionError
 from provision.gen_nvs import build_partition
+from provision.station.board_link import DeflatedImages, close_port, lighten_board_process
 from provision.station.board_state import BLANK, TRIPLE, UNREADABLE, HeldCredentials, read_held
-from provision.station.build import FirmwareBuild, Image
+from provision.station.build import FirmwareBuild
 from provision.station.efuse import EfusePlan, apply_efuse_plan, check_efuse_plan
 from provision.station.ports import Slot
 
-__all__ = ["BoardResult", "Region", "StationJob", "flash_board", "run_port"]
+__all__ = ["PRELOAD_MODULES", "BoardResult", "Region", "StationJob", "flash_board", "run_port"]
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+SECTOR = 0x1000  # SPI flash erase sector: the stub erases whole sectors before writing into them
+
+# What a board process imports, for the server board processes are forked from to import once
+# (provision.station.line): esptool and the ledger stores are imported lazily here, the station's own
+# process never needs them. A module missing from this list is still imported, by every board.
+PRELOAD_MODULES = (
+    "provision.station.worker",
+    "provision.station.board_link",
+    "esptool.cmds",
+    "esptool.loader",
+    "esptool.logger",
+    "provision.ledger",
+    "provision.ledger.sqlite",
+    "provision.ledger.postgres",
+    "serial.urlhandler.protocol_socket",
+    "serial.rfc2217",
+    "logging",
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class BoardResult:
     result: str = "failed"
     reason: str = ""
     cpu_seconds: float = 0.0  # this board's work, from connect to verified
-    process_cpu_seconds: float = 0.0  # the whole board process, interpreter start-up and imports included
+    process_cpu_seconds: float = 0.0  # the whole board process, from its fork: start-up and imports included
     regions_skipped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -87,52 +106,21 @@ class BoardFailed(Exception):
     """A board-level failure whose message is safe to show and store (no secret)."""
 
 
-class _PrecompressedZlib:
-    """Stands in for the `zlib` module inside esptool.cmds: hands back images compressed once by the station.
+def _die_with_station(station_pid: int) -> None:
+    """A SIGKILLed station must not leave board processes writing on.
 
-    esptool compresses each image at level 9 before writing it, the same megabyte for every board; the
-    station compresses the build once and this returns that result when esptool asks for the same bytes.
+    The kernel kills this process when its parent goes: the fork server, which exits as soon as the
+    station is gone (multiprocessing's "alive" pipe reaches EOF). A station already gone before the
+    request was armed is caught by asking after it directly.
     """
-
-    def __init__(self, images: tuple[Image, ...]) -> None:
-        self._by_digest = {hashlib.md5(i.data, usedforsecurity=False).digest(): i.deflated for i in images}
-
-    def compress(self, data: bytes, level: int = -1) -> bytes:
-        if level == 9:
-            found = self._by_digest.get(hashlib.md5(data, usedforsecurity=False).digest())
-            if found is not None:
-                return found
-        return zlib.compress(data, level)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(zlib, name)
-
-
-class _Unformatted:
-    """Replaces esptool's HexFormatter: esptool builds trace lines with f-strings, which render every packet
-    as hex even when tracing is off (the formatter was meant to be lazy). Board processes never trace."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def __str__(self) -> str:
-        return ""
-
-
-def _lighten_esptool(build: FirmwareBuild) -> None:
-    import esptool.cmds
-    import esptool.loader
-
-    esptool.loader.HexFormatter = _Unformatted  # type: ignore[misc,assignment]
-    esptool.cmds.zlib = _PrecompressedZlib(build.images)  # type: ignore[assignment]
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    # A SIGKILLed station must not leave board processes writing on: the kernel kills us with it.
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent_pid:
+    try:
+        os.kill(station_pid, 0)
+    except ProcessLookupError:
         os._exit(1)
+    except PermissionError:
+        pass  # it exists, under another user
 
 
 def _short(exc: BaseException) -> str:
@@ -225,12 +213,13 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
             esp.change_baud(job.baud)
         attach_flash(esp)
 
-        phase = "reading the credential partition"
-        held = read_held(esp, job.build)
         phase = "claiming a triple"
         ledger = open_ledger(job.ledger_url, None) if job.ledger_url else None
         if ledger is None:
             raise BoardFailed("no ledger configured")
+        phase = "reading the credential partition"
+        held = _held_credentials(esp, job, ledger, result.mac, devices)
+        phase = "claiming a triple"
         reprovisioning = _reconcile(ledger, held, result, job, port)
         claim = ledger.claim(result.mac, job.product_keys, station=job.station, port=port, chip=result.chip)
         result.product_key, result.device_name = claim.product_key, claim.device_name
@@ -274,7 +263,8 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
 
         phase = "verifying"
         emit("stage", port, "verifying")
-        bad = [r.name for r in regions if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
+        unverified = _regions_to_verify(regions, changed, verified_by_write=not esp.secure_download_mode)
+        bad = [r.name for r in unverified if esp.flash_md5sum(r.offset, len(r.data)) != r.md5]
         if bad:
             raise BoardFailed(f"MD5 mismatch after writing: {', '.join(bad)}")
         if job.boot_check_s is not None:
@@ -291,7 +281,7 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
     finally:
         if esp is not None:
             try:
-                esp._port.close()
+                close_port(esp._port)
             except Exception:  # noqa: S110 - the port may already be gone with the board
                 pass
         if ledger is not None:
@@ -299,6 +289,50 @@ def flash_board(slot: Slot, job: StationJob, devices: dict[tuple[str, str], Devi
         result.seconds = round(time.monotonic() - started, 3)
         result.cpu_seconds = round(time.process_time() - cpu_started, 4)
     return result
+
+
+def _held_credentials(
+    esp: Any, job: StationJob, ledger: Any, mac: str, devices: dict[tuple[str, str], Device]
+) -> HeldCredentials:
+    """What the board's credential partition holds, read over the link only when its MD5 does not say.
+
+    A board back on the line usually holds the very image this station makes for the triple the ledger
+    bound to its MAC (a plain NVS image is the same bytes every time it is made): when the partition's MD5
+    is that image's, it holds that triple, and the 24 KiB read and its decoding are skipped. Anything else
+    (no binding, another image, an encrypted NVS whose keys are fresh each time) is read as before.
+    """
+    bound = ledger.bound_to(mac, job.product_keys) if job.encryption == "none" else None
+    device = devices.get((bound.product_key, bound.device_name)) if bound is not None else None
+    if bound is not None and device is not None:
+        own = build_partition(device, layout=job.layout, size=job.build.nvs.size, encryption="none").nvs
+        if esp.flash_md5sum(job.build.nvs.offset, job.build.nvs.size) == Region("", 0, own).md5:
+            return HeldCredentials(TRIPLE, bound.product_key, bound.device_name)
+    return read_held(esp, job.build)
+
+
+def _regions_to_verify(regions: list[Region], written: list[Region], *, verified_by_write: bool) -> list[Region]:
+    """The regions whose MD5 is not already known good after writing.
+
+    Every region's MD5 was compared just before writing; esptool's `write_flash` compares each region it
+    writes again afterwards and raises on a mismatch (unless secure download mode hides the flash). What
+    is left: a region skipped as unchanged that shares a 4 KiB sector with a written one (the stub erases
+    whole sectors before it writes), and written regions esptool could not check. On a board that needed
+    nothing written, nothing is left: no second pass over a megabyte of flash.
+    """
+    written_sectors = {
+        sector for r in written for sector in range(r.offset // SECTOR, -(-(r.offset + len(r.data)) // SECTOR))
+    }
+    written_ids = {id(r) for r in written}
+    left = []
+    for region in regions:
+        if id(region) in written_ids:
+            if not verified_by_write:
+                left.append(region)
+            continue
+        sectors = range(region.offset // SECTOR, -(-(region.offset + len(region.data)) // SECTOR))
+        if any(sector in written_sectors for sector in sectors):
+            left.append(region)
+    return left
 
 
 def _reconcile(ledger: Any, held: HeldCredentials, result: BoardResult, job: StationJob, port: str) -> bool:
@@ -367,10 +401,21 @@ def _boot_check(esp: Any, device_name: str, timeout_s: float) -> None:
     raise BoardFailed(f"boot check: no console line naming {device_name} within {timeout_s:g} s{hint}")
 
 
-def run_port(slot: Slot, job: StationJob, queue: Queue[Any], parent_pid: int) -> None:
-    """Process entry: one board in `slot`; the result goes back through `queue`."""
-    _die_with_parent(parent_pid)
-    _lighten_esptool(job.build)
+def run_port(
+    slot: Slot, job: StationJob, deflated: DeflatedImages, queue: Queue[Any], station_pid: int, station_cwd: str
+) -> None:
+    """Process entry: one board in `slot`; the result goes back through `queue`.
+
+    Args:
+        deflated: the build's images as the station compressed them once for every board.
+        station_pid: the station's process, which this one must not outlive.
+        station_cwd: the station's working directory now (the fork server's may be older), so a relative
+            ledger path means what it meant to the station.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the station's to handle
+    _die_with_station(station_pid)
+    os.chdir(station_cwd)
+    lighten_board_process(job.build.images, deflated)
     port = slot.name
 
     def emit(kind: str, where: str, *payload: Any) -> None:
