@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from provision.errors import InputError
@@ -44,12 +43,11 @@ NVS_KEYS_LABELS = ("nvs_keys", "fctry_keys")
 
 @dataclass(frozen=True)
 class Image:
-    """One application-side image (same on every board); `deflated` is its zlib level-9 form, made once."""
+    """One application-side image (same on every board)."""
 
     offset: int
     name: str
     data: bytes = field(repr=False)
-    deflated: bytes | None = field(default=None, repr=False)
 
     @property
     def md5(self) -> str:
@@ -67,10 +65,6 @@ class FirmwareBuild:
     nvs_keys: Partition | None
     flash_size: str
     has_application: bool = True
-
-    def with_deflated_images(self) -> FirmwareBuild:
-        """The same build with each image compressed once (esptool would redo it for every board)."""
-        return replace(self, images=tuple(replace(i, deflated=zlib.compress(i.data, 9)) for i in self.images))
 
 
 def partitions_only(table_csv: Path = FIRMWARE_PARTITIONS, *, nvs_label: str | None = None) -> FirmwareBuild:
