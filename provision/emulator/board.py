@@ -34,7 +34,7 @@ from esptool.targets import CHIP_DEFS
 
 from provision.emulator.app_console import boot_console
 from provision.emulator.rfc2217_link import Rfc2217Link
-from provision.emulator.slip import SlipDecoder, slip_encode, xor_checksum
+from provision.rom_serial import SlipDecoder, slip_encode, xor_checksum
 
 __all__ = ["BoardSpec", "EmulatedBoard", "FlashMemory", "LinkTally", "parse_mac"]
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provision.emulator.slip import xor_checksum
+from provision.rom_serial import xor_checksum
 from provision.station.build import Image
 
 __all__ = ["DeflatedImages", "ImageDeflater", "close_port", "lighten_board_process"]

@@ -16,8 +16,8 @@ from esptool.loader import ESPLoader
 from flash_testlib import board_specs, write_devices
 
 from provision.emulator import EmulatedRack
-from provision.emulator.slip import SlipDecoder, slip_encode, xor_checksum
 from provision.ledger import open_ledger
+from provision.rom_serial import SlipDecoder, slip_encode, xor_checksum
 from provision.station import LineOptions, Slot, run_line
 from provision.station.board_link import DeflatedImages, ImageDeflater, _PrecompressedZlib, close_port
 from provision.station.build import load_build
