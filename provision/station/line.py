@@ -233,14 +233,21 @@ def run_line(
         )
 
     def start(slot: Slot) -> None:
-        process = ctx.Process(
-            target=run_port,
-            args=(slot, job, deflater.shared, events, os.getpid(), os.getcwd()),
-            name=f"board {slot.name}",
-        )
-        process.start()
-        boards[slot.name] = _Board(slot, process)
-        tasks[slot.name] = progress.add_task(slot.name, total=None, stage="starting")
+        # Ctrl-C waits until the process is on record: one interrupted between its fork and `boards` would be
+        # neither stopped nor waited for, and would find the station's queue and events gone as it unpickles
+        # them (a traceback from the fork server).
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            process = ctx.Process(
+                target=run_port,
+                args=(slot, job, deflater.shared, events, os.getpid(), os.getcwd()),
+                name=f"board {slot.name}",
+            )
+            process.start()
+            boards[slot.name] = _Board(slot, process)
+            tasks[slot.name] = progress.add_task(slot.name, total=None, stage="starting")
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     def handle(event: tuple[Any, ...]) -> None:
         kind, name = event[0], event[1]

@@ -156,11 +156,15 @@ def test_ctrl_c_at_any_moment_of_a_run_is_quiet_and_exits_130(tmp_path: Path) ->
         out, err = process.communicate(timeout=60)
         assert "Traceback" not in out + err and "Error" not in err, (delay_s, out, err)
         codes.append(process.returncode)
-        if process.returncode == 130:
+        if process.returncode == -signal.SIGINT:
+            # The interpreter had not yet installed its SIGINT handler (a loaded machine starts Python slowly):
+            # the process ended at once, silently, before any of the project's code ran.
+            assert (out, err) == ("", ""), (delay_s, out, err)
+        elif process.returncode == 130:
             assert len(err.splitlines()) == 1 and err.startswith("interrupted"), (delay_s, err)
         else:  # the line finished before the signal came
             assert process.returncode == 0 and out.splitlines()[-1].startswith("2 of 2 verified"), (delay_s, out)
-    assert codes[0] == 130, codes
+    assert 130 in codes, codes
 
 
 def test_a_full_disk_under_the_report_keeps_the_boards_before_it_and_says_so(tmp_path: Path, monkeypatch) -> None:
