@@ -157,9 +157,9 @@ def test_ctrl_c_at_any_moment_of_a_run_is_quiet_and_exits_130(tmp_path: Path) ->
         assert "Traceback" not in out + err and "Error" not in err, (delay_s, out, err)
         codes.append(process.returncode)
         if process.returncode == -signal.SIGINT:
-            # The interpreter had not yet installed its SIGINT handler (a loaded machine starts Python slowly):
-            # the process ended at once, silently, before any of the project's code ran.
-            assert (out, err) == ("", ""), (delay_s, out, err)
+            # Ended by the signal itself while Python was still starting or importing (a loaded machine starts
+            # it slowly): a shell shows exit status 130 for that too, and it says at most the one line.
+            assert out == "" and err in ("", "interrupted while starting; nothing was done\n"), (delay_s, out, err)
         elif process.returncode == 130:
             assert len(err.splitlines()) == 1 and err.startswith("interrupted"), (delay_s, err)
         else:  # the line finished before the signal came
