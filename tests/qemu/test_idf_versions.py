@@ -88,9 +88,7 @@ def _phy_constructors_called(tmp_path: Path, idf_major: int) -> list[str]:
             (stubs / header).write_text("")
     (stubs / "sdkconfig.h").write_text("#define CONFIG_ETH_USE_OPENETH 1\n")
     (stubs / "esp_idf_version.h").write_text(f"#define ESP_IDF_VERSION_MAJOR {idf_major}\n")
-    result = subprocess.run(
-        [cc, "-E", "-P", f"-I{stubs}", str(source)], check=True, capture_output=True, text=True
-    )
+    result = subprocess.run([cc, "-E", "-P", f"-I{stubs}", str(source)], check=True, capture_output=True, text=True)
     return re.findall(r"\b(esp_eth_phy_new_\w+)\s*\(", result.stdout)
 
 
