@@ -169,6 +169,9 @@ static bool translate(const shell_event_t *in, alink_event_t *out)
     case ALINK_EV_MQTT_REFUSED:
         out->u.connack_code = in->connack_code;
         break;
+    case ALINK_EV_MQTT_DISCONNECTED:
+        out->u.cert_refusal = in->cert_refusal;
+        break;
     case ALINK_EV_SUBACK:
         for (unsigned i = 0; i < ALINK_SUBSCRIPTIONS; i++) {
             if (s_sub_msg_ids[i] == in->msg_id) {

@@ -100,11 +100,12 @@ static void on_mqtt_event(void *arg, esp_event_base_t base, int32_t id, void *da
     case MQTT_EVENT_ERROR:
         /* A refused CONNACK or a failed TLS handshake comes as an error first, then MQTT_EVENT_DISCONNECTED.
          * esp-tls hands over mbedtls' handshake error and verify flags; the flags may be 0 when no peer
-         * certificate was parsed, the handshake error (-0x2700) still says it was the certificate. */
+         * certificate was parsed, the handshake error (-0x2700) still says it was the certificate. esp-tls
+         * stores that error negated (esp_tls_mbedtls.c: ESP_INT_EVENT_TRACKER_CAPTURE(..., -ret)): 0x2700. */
         if (e->error_handle->error_type == MQTT_ERROR_TYPE_CONNECTION_REFUSED) {
             post(ALINK_EV_MQTT_REFUSED, e);
         } else if (e->error_handle->error_type == MQTT_ERROR_TYPE_TCP_TRANSPORT) {
-            s_refusal = alink_cert_refusal_from_mbedtls(e->error_handle->esp_tls_stack_err,
+            s_refusal = alink_cert_refusal_from_mbedtls(-e->error_handle->esp_tls_stack_err,
                                                         (uint32_t)e->error_handle->esp_tls_cert_verify_flags);
         }
         break;

@@ -15,6 +15,7 @@
 #include "esp_eth.h"
 #include "esp_eth_mac_openeth.h"
 #include "esp_event.h"
+#include "esp_idf_version.h"
 #include "esp_log.h"
 #include "esp_netif.h"
 #include "net_connect.h"
@@ -22,9 +23,10 @@
 static const char *TAG = "net_eth";
 
 /* QEMU emulates a DP83848C PHY behind the OpenCores MAC (esp_eth/src/openeth/esp_eth_mac_openeth.c), and its
- * link is up at once: a short auto-negotiation timeout keeps the boot quick, as in IDF's example. The
- * generic IEEE 802.3 PHY driver (esp_eth_phy_new_generic, ESP-IDF v5.3 and later) drives it: v6.0 removed
- * the chip-specific drivers such as esp_eth_phy_new_dp83848 (now in esp-eth-drivers). */
+ * link is up at once: a short auto-negotiation timeout keeps the boot quick, as in IDF's example. No PHY
+ * constructor is built with the OpenCores MAC in both versions (esp_eth/CMakeLists.txt, CONFIG_ETH_USE_OPENETH):
+ * v5.5 compiles only esp_eth_phy_dp83848.c there (the generic driver only with the ESP32 EMAC), v6.0 only
+ * esp_eth_phy_generic.c (it moved the chip-specific drivers to esp-eth-drivers). */
 #define OPENETH_AUTONEGO_TIMEOUT_MS 100
 
 static net_connect_signal_fn s_signal;
@@ -59,7 +61,11 @@ esp_err_t net_connect_start(net_connect_signal_fn signal)
     }
     phy_config.autonego_timeout_ms = OPENETH_AUTONEGO_TIMEOUT_MS;
     esp_eth_mac_t *mac = esp_eth_mac_new_openeth(&mac_config);
+#if ESP_IDF_VERSION_MAJOR >= 6
     esp_eth_phy_t *phy = esp_eth_phy_new_generic(&phy_config);
+#else
+    esp_eth_phy_t *phy = esp_eth_phy_new_dp83848(&phy_config);
+#endif
     if (mac == NULL || phy == NULL) {
         ESP_LOGE(TAG, "no OpenCores MAC or PHY instance (out of memory)");
         return ESP_ERR_NO_MEM;

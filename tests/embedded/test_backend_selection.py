@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_backend import FIRMWARE_PORT, SUITE_POST_PERIOD_S, select_backend
+from e2e_backend import FIRMWARE_PORT, HOST_BACKOFF_BASE_MS, HOST_BACKOFF_CAP_MS, SUITE_POST_PERIOD_S, select_backend
 from e2e_lines import expect_line
 
 QEMU_GUEST_HOST_ADDRESS = "10.0.2.2"  # QEMU user-mode networking: the host's loopback, as the guest sees it
@@ -80,6 +80,12 @@ def test_a_build_without_the_suites_post_period_is_refused(tmp_path: Path, servi
 def test_the_suite_build_config_sets_the_suites_post_period() -> None:
     defaults = (Path(__file__).resolve().parents[2] / "firmware" / "sdkconfig.defaults.suite").read_text()
     assert f"CONFIG_ALIYUN_POST_PERIOD_S={SUITE_POST_PERIOD_S}\n" in defaults
+
+
+def test_the_suite_build_config_backs_off_as_the_host_build_does() -> None:
+    defaults = (Path(__file__).resolve().parents[2] / "firmware" / "sdkconfig.defaults.suite").read_text()
+    assert f"CONFIG_ALIYUN_BACKOFF_BASE_MS={HOST_BACKOFF_BASE_MS}\n" in defaults
+    assert f"CONFIG_ALIYUN_BACKOFF_CAP_MS={HOST_BACKOFF_CAP_MS}\n" in defaults
 
 
 def test_a_board_without_broker_host_is_refused(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ idf_component_register() that records what it was given (as tests/qemu/test_firm
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -64,6 +65,33 @@ def test_managed_components_only_from_v6(manifest: str, name: str) -> None:
     assert f'  {name}:\n    version: "*"\n    rules:\n      - if: "idf_version >=6.0"\n' in text
 
 
-def test_the_ethernet_phy_call_exists_in_both_versions() -> None:
-    source = (FIRMWARE / "main" / "net_eth.c").read_text()
-    assert "esp_eth_phy_new_generic(" in source and "esp_eth_phy_new_dp83848(" not in source
+# The one PHY driver ESP-IDF compiles with the OpenCores MAC (esp_eth/CMakeLists.txt, CONFIG_ETH_USE_OPENETH branch):
+# v5.5 through v5.5.5 and release/v5.5 build esp_eth_phy_dp83848.c only (esp_eth_phy_generic.c comes only with
+# CONFIG_ETH_USE_ESP32_EMAC, which the QEMU defaults turn off and the ESP32-C3 lacks); v6.0 builds
+# esp_eth_phy_generic.c only. Calling the other one fails the QEMU build's link (seen on v5.5: undefined
+# esp_eth_phy_new_generic).
+OPENETH_PHY_BY_IDF_MAJOR = {5: "esp_eth_phy_new_dp83848", 6: "esp_eth_phy_new_generic"}
+
+
+def _phy_constructors_called(tmp_path: Path, idf_major: int) -> list[str]:
+    """net_eth.c run through the host's C preprocessor as an ESP-IDF build of that major version would see it
+    (the IDF headers stubbed empty), and the esp_eth_phy_new_* calls left in it."""
+    cc = shutil.which("cc")
+    if cc is None:
+        pytest.fail("cc missing: scripts/setup installs build-essential (scripts/apt-packages.txt)")
+    source = FIRMWARE / "main" / "net_eth.c"
+    stubs = tmp_path / f"idf{idf_major}"
+    stubs.mkdir()
+    # net_eth.c's own directory comes first for its quoted includes, so net_connect.h is the real one
+    for including in (source, source.parent / "net_connect.h"):
+        for header in re.findall(r'^#include "([^"]+)"', including.read_text(), flags=re.MULTILINE):
+            (stubs / header).write_text("")
+    (stubs / "sdkconfig.h").write_text("#define CONFIG_ETH_USE_OPENETH 1\n")
+    (stubs / "esp_idf_version.h").write_text(f"#define ESP_IDF_VERSION_MAJOR {idf_major}\n")
+    result = subprocess.run([cc, "-E", "-P", f"-I{stubs}", str(source)], check=True, capture_output=True, text=True)
+    return re.findall(r"\b(esp_eth_phy_new_\w+)\s*\(", result.stdout)
+
+
+@pytest.mark.parametrize("idf_major", sorted(OPENETH_PHY_BY_IDF_MAJOR))
+def test_the_ethernet_phy_is_the_one_idf_builds_with_the_opencores_mac(tmp_path: Path, idf_major: int) -> None:
+    assert _phy_constructors_called(tmp_path, idf_major) == [OPENETH_PHY_BY_IDF_MAJOR[idf_major]]
