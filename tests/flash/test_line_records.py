@@ -157,9 +157,13 @@ def test_ctrl_c_at_any_moment_of_a_run_is_quiet_and_exits_130(tmp_path: Path) ->
         assert "Traceback" not in out + err and "Error" not in err, (delay_s, out, err)
         codes.append(process.returncode)
         if process.returncode == -signal.SIGINT:
-            # Ended by the signal itself while Python was still starting or importing (a loaded machine starts
-            # it slowly): a shell shows exit status 130 for that too, and it says at most the one line.
-            assert out == "" and err in ("", "interrupted while starting; nothing was done\n"), (delay_s, out, err)
+            # Ended by SIGINT itself, which a shell shows as exit status 130 too. Either Python was still starting
+            # (nothing said), or the Ctrl-C landed in code Python runs through exec() of a string (a dataclass
+            # being made as a module loads): CPython 3.11 then marks the KeyboardInterrupt unhandled even though
+            # the project caught it, and ends by re-sending SIGINT to itself (Python/pythonrun.c,
+            # run_eval_code_obj; Modules/main.c, exit_sigint). Either way it says at most the one line.
+            assert err == "" or (len(err.splitlines()) == 1 and err.startswith("interrupted")), (delay_s, err)
+            assert out == "" or out.startswith("emulated boards:"), (delay_s, out)
         elif process.returncode == 130:
             assert len(err.splitlines()) == 1 and err.startswith("interrupted"), (delay_s, err)
         else:  # the line finished before the signal came
