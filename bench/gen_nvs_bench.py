@@ -12,12 +12,16 @@ the machine falls on all of them alike; the figures are medians over the rounds.
 of that process (resource.getrusage), from after the CSV is written to the end of the job: for gen-nvs the
 whole command (validation, images, keys, files, manifest, sync), for the anchor only making the images in
 memory from rows parsed beforehand (no validation, no files): the goal is gen-nvs at most 0.40x of it.
+A second anchor, `package-files`, is the same library work plus writing what the tree holds (a 0700
+directory per device with its nvs.bin and nvs_keys.bin): the part of gen-nvs's output the library's API
+leaves to its caller, so its ratio compares the same files written (still no validation, no manifest).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import secrets
 import statistics
@@ -29,7 +33,7 @@ import tracemalloc
 from pathlib import Path
 
 ALPHABET = string.ascii_letters + string.digits
-JOBS = ("package", "tree", "archive")
+JOBS = ("package", "package-files", "tree", "archive")
 
 
 def write_csv(path: Path, devices: int) -> None:
@@ -62,9 +66,20 @@ def _package_image(namespace: str, pairs: list[tuple[str, str]], size: int, xts_
     return out.getvalue()
 
 
+def _write_device_files(directory: str, image: bytes, keys: bytes) -> None:
+    """The tree's files with the same system calls gen-nvs makes (mkdir, then open, one write, close)."""
+    os.mkdir(directory, 0o700)
+    for name, data in (("nvs.bin", image), ("nvs_keys.bin", keys)):
+        fd = os.open(f"{directory}/{name}", os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+
+
 def measure_cpu(job: str, devices: int, base: str | None) -> dict[str, float]:
-    """CPU of one job in this (fresh) process: `package` (the anchor), `tree` (gen-nvs --out) or `archive`
-    (gen-nvs --archive), output in `base`."""
+    """CPU of one job in this (fresh) process: `package` (the anchor), `package-files` (the anchor writing
+    the tree's files), `tree` (gen-nvs --out) or `archive` (gen-nvs --archive), output in `base`."""
     from provision import nvs_format
     from provision.credentials import iter_devices
     from provision.gen_nvs import DEFAULT_SIZE, layout_entries, write_archive, write_partitions
@@ -72,14 +87,18 @@ def measure_cpu(job: str, devices: int, base: str | None) -> dict[str, float]:
     with tempfile.TemporaryDirectory(dir=base) as work:
         csv_path = Path(work) / "devices.csv"
         write_csv(csv_path, devices)
-        if job == "package":
+        if job in ("package", "package-files"):
             rows = list(iter_devices(csv_path))
+            tree = f"{work}/out"
+            os.mkdir(tree)
             start = _cpu_s()
             for device in rows:
                 namespace, pairs = layout_entries(device, "aliyun")
                 xts_key = secrets.token_bytes(nvs_format.XTS_KEY_SIZE)
-                _package_image(namespace, pairs, DEFAULT_SIZE, xts_key)
-                nvs_format.nvs_keys_partition(xts_key)
+                image = _package_image(namespace, pairs, DEFAULT_SIZE, xts_key)
+                keys = nvs_format.nvs_keys_partition(xts_key)
+                if job == "package-files":
+                    _write_device_files(f"{tree}/{device.device_name}", image, keys)
         elif job == "tree":
             start = _cpu_s()
             write_partitions(csv_path, Path(work) / "out", encryption="xts")
@@ -179,6 +198,7 @@ def main() -> None:
     )
     labels = {
         "package": "anchor: esp-idf-nvs-partition-gen in-process API, images in memory",
+        "package-files": "anchor writing the tree's files (the same API, then mkdir, nvs.bin, nvs_keys.bin)",
         "tree": "provision gen-nvs --out DIR (default: validation, images, files, manifest)",
         "archive": "provision gen-nvs --archive FILE.tar (same, one file)",
     }
@@ -191,6 +211,7 @@ def main() -> None:
             f"  ratio {job:<7} / anchor: {median[job] / median['package']:.2f}x "
             f"(per round: {per_round}; goal: at most 0.40x)"
         )
+        print(f"  ratio {job:<7} / anchor writing the same files: {median[job] / median['package-files']:.2f}x")
     print(f"peak memory at {args.small} and {args.large} devices (--size 0x3000, output in {where}):")
     for job in ("tree", "archive"):
         for size in (args.small, args.large):
