@@ -14,6 +14,7 @@ import pytest
 from provision.cloud.broker import BrokerProcess, BrokerSettings, Route, build_plugin
 from provision.cloud.certs import BrokerCertificates, ensure_certificates
 from provision.credentials import Device, load_devices
+from provision.device_client import DeviceClient, connect_device
 
 PRODUCT_KEY = "a1BrokerTst"
 DEVICE_NAMES = ("lamp-0001", "lamp-0002", "lamp-0003")
@@ -76,3 +77,21 @@ def start_broker(
 @pytest.fixture
 def broker(start_broker: StartBroker) -> BrokerProcess:
     return start_broker()
+
+
+@pytest.fixture
+def connect(broker_certs: BrokerCertificates) -> Iterator[Callable[..., DeviceClient]]:
+    """Connect a device to a broker over TLS, asserting it is accepted; every client is closed at the end."""
+    opened: list[DeviceClient] = []
+
+    def _connect(device: Device, broker: BrokerProcess, **kwargs: object) -> DeviceClient:
+        client, outcome = connect_device(
+            device, host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert, **kwargs
+        )
+        opened.append(client)
+        assert outcome.accepted, outcome.reason
+        return client
+
+    yield _connect
+    for client in opened:
+        client.close()

@@ -19,7 +19,11 @@ SIGN_METHODS = ("hmacmd5", "hmacsha1", "hmacsha256")
 
 def _connect(device: Device, broker: BrokerProcess, certs: BrokerCertificates, **kwargs: object):
     client, outcome = connect_device(
-        device, host="127.0.0.1", port=broker.port, ca_file=certs.ca_cert, **kwargs  # type: ignore[arg-type]
+        device,
+        host="127.0.0.1",
+        port=broker.port,
+        ca_file=certs.ca_cert,
+        **kwargs,  # type: ignore[arg-type]
     )
     client.close()
     return outcome

@@ -10,28 +10,9 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from provision.cloud.broker import MAX_PACKET_BYTES, PAYLOAD_MAX_BYTES
-from provision.device_client import connect_device
 from provision.signing import sign
-
-
-@pytest.fixture
-def connect(broker_certs):
-    opened = []
-
-    def _connect(device, broker, **kwargs):
-        client, outcome = connect_device(
-            device, host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert, **kwargs
-        )
-        opened.append(client)
-        assert outcome.accepted, outcome.reason
-        return client
-
-    yield _connect
-    for client in opened:
-        client.close()
 
 
 def _paho(device, broker, certs) -> tuple[mqtt.Client, threading.Event, dict]:

@@ -10,23 +10,6 @@ from provision.cloud.broker import Route
 from provision.device_client import connect_device
 
 
-@pytest.fixture
-def connect(broker_certs):
-    opened = []
-
-    def _connect(device, broker, **kwargs):
-        client, outcome = connect_device(
-            device, host="127.0.0.1", port=broker.port, ca_file=broker_certs.ca_cert, **kwargs
-        )
-        opened.append(client)
-        assert outcome.accepted, outcome.reason
-        return client
-
-    yield _connect
-    for client in opened:
-        client.close()
-
-
 def _own_topics(pk: str, dn: str) -> list[str]:
     return [
         f"/sys/{pk}/{dn}/thing/service/property/set",
