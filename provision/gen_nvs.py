@@ -1,4 +1,5 @@
-"""Per-device NVS partition images (optionally encrypted) and the output directory that holds them.
+"""Per-device NVS partition images (optionally encrypted), written as a tree or an archive in one pass (where
+the output goes, its lock and leftovers: provision/gen_nvs_output.py).
 
 Images are written by provision.nvs_writer, one device at a time, in memory: the same bytes as
 esp-idf-nvs-partition-gen's in-process API (nvs_open / write_entry / nvs_close) for the same entries and
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
@@ -28,8 +27,19 @@ from typing import Final, Literal, TextIO
 from provision import nvs_format as fmt
 from provision.atomic import PRIVATE_DIR_MODE, create_private_file
 from provision.credentials import CheckedDevices, Device, DeviceFileSummary, check_devices
-from provision.errors import EnvironmentProblem, InputError, OutputBusy, UsageProblem
-from provision.nvs_archive import ArchiveSink, is_gen_nvs_archive
+from provision.errors import InputError, OutputBusy, UsageProblem
+from provision.gen_nvs_output import (
+    MANIFEST_FILE,
+    check_out_archive,
+    check_out_dir,
+    make_parents,
+    os_problem,
+    output_lock,
+    remove_leftovers,
+    remove_made,
+    swap_in,
+)
+from provision.nvs_archive import ArchiveSink
 from provision.nvs_writer import StringImageWriter, encode_strings
 
 __all__ = [
@@ -58,7 +68,6 @@ MIN_SIZE: Final = 3 * fmt.PAGE_SIZE
 NVS_FILE: Final = "nvs.bin"
 NVS_KEYS_FILE: Final = "nvs_keys.bin"
 HMAC_KEY_FILE: Final = "hmac_key.bin"
-MANIFEST_FILE: Final = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -293,23 +302,6 @@ def _csv_problems_first(csv_path: str | os.PathLike[str]) -> None:
     check_devices(csv_path)
 
 
-def _make_parents(directory: Path) -> list[Path]:
-    """Create `directory` and its missing parents; returns those created, outermost first."""
-    missing = [path for path in (directory, *directory.parents) if not path.exists()]
-    created = []
-    for path in reversed(missing):
-        path.mkdir(mode=0o777)
-        created.append(path)
-    directory.mkdir(parents=True, exist_ok=True)  # the OS's own error when it exists and is not a directory
-    return created
-
-
-def _remove_made(created: list[Path]) -> None:
-    for path in reversed(created):
-        with contextlib.suppress(OSError):
-            path.rmdir()
-
-
 def write_partitions(
     csv_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -367,7 +359,7 @@ def _run(
     *,
     archive: bool,
 ) -> GenerationReport:
-    check_out = _check_out_archive if archive else _check_out_dir
+    check_out = check_out_archive if archive else check_out_dir
     try:
         check_out(out, force)
     except InputError:
@@ -375,7 +367,7 @@ def _run(
         raise
     created: list[Path] = []
     try:
-        created = _make_parents(out.parent)
+        created = make_parents(out.parent)
         with contextlib.ExitStack() as held:
             try:
                 held.enter_context(output_lock(out))
@@ -383,38 +375,18 @@ def _run(
             except (InputError, OutputBusy):
                 _csv_problems_first(csv_path)
                 raise
-            _remove_leftovers(out)
+            remove_leftovers(out)
             total = _count_records(csv_path) if progress is not None else 0
             write = _write_archive if archive else _write_tree
             written = write(csv_path, out, files, progress, total)
     except OSError as exc:
-        _remove_made(created)
+        remove_made(created)
         _csv_problems_first(csv_path)
-        raise _os_problem(out, exc) from None
+        raise os_problem(out, exc) from None
     except BaseException:
-        _remove_made(created)
+        remove_made(created)
         raise
     return GenerationReport(out, written, files.layout, files.encryption, archive)
-
-
-def _check_out_dir(out: Path, force: bool) -> None:
-    if not out.exists():
-        return
-    if not force:
-        raise InputError(f"{out}: already exists; pass --force to replace it")
-    if not out.is_dir():
-        raise InputError(f"{out}: exists and is not a directory")
-    if any(out.iterdir()) and not (out / MANIFEST_FILE).is_file():
-        raise InputError(f"{out}: not empty and holds no {MANIFEST_FILE}: not replacing what gen-nvs did not write")
-
-
-def _check_out_archive(out: Path, force: bool) -> None:
-    if not out.exists() and not out.is_symlink():
-        return
-    if not force:
-        raise InputError(f"{out}: already exists; pass --force to replace it")
-    if out.is_symlink() or not out.is_file() or not is_gen_nvs_archive(out):
-        raise InputError(f"{out}: exists and is not an archive gen-nvs wrote: not replacing it")
 
 
 def _check_unchanged(csv_path: str | os.PathLike[str], summary: DeviceFileSummary) -> None:
@@ -447,7 +419,7 @@ def _write_tree(
         _check_unchanged(csv_path, summary)
         # One sync for the whole tree instead of an fsync per file: nothing is visible before the rename.
         os.sync()
-        _swap_in(staging, out)
+        swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -467,6 +439,7 @@ def _write_archive(
         try:
             checked = CheckedDevices(csv_path, find_reused_device_names=True)
             sink = ArchiveSink(fd, files.names, files.sizes, int(time.time()))
+
             # The manifest follows the devices in the archive, so it is streamed to an unnamed temp file
             # first (names, sizes and hashes: nothing secret; it vanishes when closed).
             def add(device_name: str, contents: tuple[bytes, ...]) -> str:
@@ -503,105 +476,6 @@ def _file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 16), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _remove_leftovers(out: Path) -> list[Path]:
-    """Delete staging and swapped-out directories (or archive files) that a killed run (SIGKILL, power loss)
-    left beside OUT.
-
-    They hold per-device keys, so they must not outlive the run that made them; the next run over the same
-    OUT is the first moment anyone can clean them up. Returns what was removed.
-    """
-    removed = []
-    for pattern in (f".{out.name}.partial-*", f".{out.name}.old-*"):
-        for leftover in out.parent.glob(pattern):
-            if leftover.is_symlink():
-                continue
-            if leftover.is_dir():
-                shutil.rmtree(leftover)
-                removed.append(leftover)
-            elif leftover.is_file():
-                leftover.unlink()
-                removed.append(leftover)
-    return removed
-
-
-def lock_path(out: Path) -> Path:
-    """The lock file beside OUT; it holds the holder's pid (nothing secret) and is removed by its holder."""
-    return out.parent / f".{out.name}.lock"
-
-
-@contextlib.contextmanager
-def output_lock(out: Path) -> Iterator[None]:
-    """Hold OUT's lock for the whole run, or fail at once: two runs on one OUT would each remove the other's
-    staging directory (the leftover clean-up) and both fail. flock dies with its process, so a killed run
-    never leaves a stale lock; the holder unlinks the file before it lets go, so a run that opened the old
-    file re-checks that what it locked is still the file at that path.
-
-    Raises:
-        OutputBusy: another process holds it.
-    """
-    path = lock_path(out)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(fd)
-            raise OutputBusy(
-                f"{out}: another gen-nvs (pid {holder}) is writing this output; nothing was changed: "
-                "wait for it to finish, or choose another --out"
-            ) from None
-        try:
-            same = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
-    try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
-        os.close(fd)
-
-
-def _os_problem(out: Path, exc: OSError) -> EnvironmentProblem:
-    """One line naming a path the user gave (OUT or one of its parents, never the staging or temp name the OS
-    saw), the cause and what to do."""
-    named = out
-    if exc.filename is not None:
-        seen = Path(os.fsdecode(exc.filename))
-        if seen == out or seen in out.parents:
-            named = seen
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return EnvironmentProblem(
-            f"{out}: no space left on the file system holding {out.parent}; "
-            "nothing was written: free space there or choose another --out"
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return EnvironmentProblem(
-            f"{named}: cannot write there ({exc.strerror}); nothing was written: "
-            "choose a directory you may write, or fix its permissions"
-        )
-    if exc.errno in (errno.ENOTDIR, errno.EEXIST) and named != out:
-        return EnvironmentProblem(f"{named}: is a file, not a directory; nothing was written: choose another --out")
-    return EnvironmentProblem(f"{named}: cannot write ({exc.strerror or exc}); nothing was written: check the path")
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    old: Path | None = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{secrets.token_hex(4)}"
-        os.rename(out, old)
-    os.rename(staging, out)
-    if old is not None:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(old)
 
 
 def parse_size(text: str) -> int:

@@ -24,7 +24,7 @@ import pytest
 from esp_idf_nvs_partition_gen import nvs_partition_gen as package
 from provision_testlib import GOOD_ROWS, HEADER, RunCli, tree, write_csv
 
-from provision import gen_nvs, nvs_format
+from provision import gen_nvs, gen_nvs_output, nvs_format
 from provision.credentials import Device
 from provision.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, InputError
 from provision.inspect import read_nvs
@@ -339,7 +339,7 @@ def test_a_second_run_on_the_same_out_is_refused_and_harms_nothing(csv_file: Pat
     # A run in progress: the staging directory it writes and the lock it holds.
     staging = csv_file.parent / ".o.partial-0000beef"
     staging.mkdir()
-    with gen_nvs.output_lock(csv_file.parent / "o"):
+    with gen_nvs_output.output_lock(csv_file.parent / "o"):
         result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", "--force")
     assert result.code == EXIT_FAILED
     assert result.err.splitlines() == [
