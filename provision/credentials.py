@@ -195,7 +195,8 @@ class _Fingerprints:
     _BATCH = 256
 
     def __init__(self) -> None:
-        self._key = secrets.token_bytes(16)
+        # Keyed once; each value hashes on a copy (cheaper than keying a new hash per value).
+        self._keyed = hashlib.blake2b(digest_size=8, key=secrets.token_bytes(16))
         self._pending: list[tuple[int, int, int, int | None]] = []
         self._db = sqlite3.connect("")
         self._db.execute("PRAGMA cache_size = -512")
@@ -203,8 +204,9 @@ class _Fingerprints:
         self._db.execute("CREATE TABLE seen (row INTEGER, name INTEGER, secret INTEGER, bare_name INTEGER)")
 
     def _fingerprint(self, value: str) -> int:
-        digest = hashlib.blake2b(value.encode(), digest_size=8, key=self._key).digest()
-        return int.from_bytes(digest, "little", signed=True)
+        hashed = self._keyed.copy()
+        hashed.update(value.encode())
+        return int.from_bytes(hashed.digest(), "little", signed=True)
 
     def add(self, row: int, name: str, secret: str, bare_name: str | None) -> None:
         """Remember one row's ProductKey+DeviceName, secret and (when given) DeviceName alone."""
