@@ -38,6 +38,7 @@ from provision.gen_nvs_output import (
     remove_leftovers,
     remove_made,
     swap_in,
+    sync_file_system,
 )
 from provision.nvs_archive import ArchiveSink
 from provision.nvs_writer import StringImageWriter, encode_strings
@@ -418,7 +419,7 @@ def _write_tree(
         os.rename(manifest_tmp, staging / MANIFEST_FILE)
         _check_unchanged(csv_path, summary)
         # One sync for the whole tree instead of an fsync per file: nothing is visible before the rename.
-        os.sync()
+        sync_file_system(staging)
         swap_in(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

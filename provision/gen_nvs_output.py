@@ -4,6 +4,7 @@ directory into place, and OS errors named by the path the user gave (never a sta
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -27,6 +28,7 @@ __all__ = [
     "remove_leftovers",
     "remove_made",
     "swap_in",
+    "sync_file_system",
 ]
 
 MANIFEST_FILE: Final = "manifest.json"  # in OUT (or inside the archive): files, sizes, SHA-256
@@ -166,3 +168,24 @@ def swap_in(staging: Path, out: Path) -> None:
     if old is not None:
         with contextlib.suppress(OSError):
             shutil.rmtree(old)
+
+
+def sync_file_system(directory: Path) -> None:
+    """Flush what is written on the file system holding `directory` (Linux syncfs(2)), or on all of them
+    (sync(2)) where there is no syncfs: a sync of every disk would also wait for a station's unrelated ones,
+    a slow USB stick among them.
+
+    Raises:
+        OSError: syncfs failed (an I/O error writing the output back).
+    """
+    syncfs = getattr(ctypes.CDLL(None, use_errno=True), "syncfs", None)
+    if syncfs is None:
+        os.sync()
+        return
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if syncfs(fd) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code), os.fspath(directory))
+    finally:
+        os.close(fd)

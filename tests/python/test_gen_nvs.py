@@ -26,7 +26,7 @@ from provision_testlib import GOOD_ROWS, HEADER, RunCli, tree, write_csv
 
 from provision import gen_nvs, gen_nvs_output, nvs_format
 from provision.credentials import Device
-from provision.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, InputError
+from provision.errors import EXIT_BAD_INPUT, EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_USAGE, EnvironmentProblem, InputError
 from provision.inspect import read_nvs
 
 DEVICE = Device("a1TestPK001", "dev-0001", "Qm9vdHN0cmFwU2VjcmV0MDAwMDAwMDAx", "UHJvZHVjdFNlY3JldDAwMDAwMDAx", None, 2)
@@ -354,8 +354,10 @@ def test_two_concurrent_runs_one_wins_one_is_told(in_tmp: Path) -> None:
     rows = [f"a1TestPK001,dev-{i:05d},{secrets.token_hex(16)},cn-shanghai" for i in range(400)]
     write_csv(in_tmp, [HEADER, *rows])
     command = [sys.executable, "-m", "provision.cli", "gen-nvs", "--csv", "devices.csv", "--out", "o", "--force"]
-    runs = [subprocess.Popen(command, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    runs = [
+        subprocess.Popen(command, cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outcomes = sorted((run.wait(timeout=120), run.stderr.read()) for run in runs)  # type: ignore[union-attr]
     assert outcomes[0][0] == 0
     # The second either waited its turn (the first had finished) or was told; both never fail.
@@ -367,8 +369,11 @@ def test_two_concurrent_runs_one_wins_one_is_told(in_tmp: Path) -> None:
 @pytest.mark.parametrize(
     ("error", "line"),
     [
-        (errno.ENOSPC, "o: no space left on the file system holding .; nothing was written: free space there or "
-                       "choose another --out"),
+        (
+            errno.ENOSPC,
+            "o: no space left on the file system holding .; nothing was written: free space there or "
+            "choose another --out",
+        ),
         (errno.EIO, "o: cannot write (Input/output error); nothing was written: check the path"),
     ],
     ids=["enospc", "eio"],
@@ -386,16 +391,45 @@ def test_os_error_names_the_users_path(
     assert not list(csv_file.parent.glob(".o.partial-*")) and not (csv_file.parent / "o").exists()
 
 
+def test_the_tree_is_flushed_on_its_own_file_system_only(csv_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """syncfs(2) on the output's file system, never sync(2) of every disk (a station's USB stick too); a
+    write-back error there is a failed run that leaves nothing."""
+    import ctypes
+
+    def no_global_sync() -> None:
+        raise AssertionError("os.sync() flushes every file system")
+
+    monkeypatch.setattr(os, "sync", no_global_sync)
+    assert gen_nvs.write_partitions("devices.csv", "o", encryption="xts").devices == 3
+
+    class WriteBackFails:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        def syncfs(self, fd: int) -> int:
+            assert os.path.samefile(f"/proc/self/fd/{fd}", next(csv_file.parent.glob(".p.partial-*")))
+            ctypes.set_errno(errno.EIO)
+            return -1
+
+    monkeypatch.setattr(ctypes, "CDLL", WriteBackFails)
+    with pytest.raises(EnvironmentProblem) as caught:
+        gen_nvs.write_partitions("devices.csv", "p", encryption="xts")
+    assert caught.value.lines == ("p: cannot write (Input/output error); nothing was written: check the path",)
+    assert not (csv_file.parent / "p").exists() and not list(csv_file.parent.glob(".p.*"))
+
+
 def test_gen_nvs_and_check_json(csv_file: Path, run_cli: RunCli) -> None:
     result = run_cli("gen-nvs", "--csv", "devices.csv", "--out", "o", "--encrypt", "--json")
     assert result.code == 0, result.err
     assert json.loads(result.out) == {
-        "out": "o", "devices": 3, "layout": "aliyun", "encryption": "xts", "manifest": "o/manifest.json"
+        "out": "o",
+        "devices": 3,
+        "layout": "aliyun",
+        "encryption": "xts",
+        "manifest": "o/manifest.json",
     }
     checked = run_cli("check", "--csv", "devices.csv", "--json")
-    assert json.loads(checked.out) == {
-        "path": "devices.csv", "devices": 3, "product_keys": ["a1TestPK001"], "ok": True
-    }
+    assert json.loads(checked.out) == {"path": "devices.csv", "devices": 3, "product_keys": ["a1TestPK001"], "ok": True}
 
 
 def _gen_nvs_stderr(cwd: Path, on_terminal: bool) -> bytes:
