@@ -1,4 +1,4 @@
-/* OTA on ESP-IDF; the contract is in ota_update.h. Checked against the ESP-IDF v5.5 headers
+/* OTA on ESP-IDF; the contract is in ota_update.h. Checked against the ESP-IDF v5.5 and v6.0 headers
  * (app_update/esp_ota_ops.h, esp_http_client/esp_http_client.h, esp_app_format/esp_app_desc.h). */
 #include "ota_update.h"
 
@@ -37,6 +37,9 @@ typedef struct {
 } ota_job_t;
 
 static ota_job_t s_job;
+
+/* digest_hex takes every digest the stream makes (SHA-256's 64 digits and the NUL) */
+_Static_assert(ALINK_OTA_SIGN_MAX >= ALIYUN_HASH_STREAM_HEX_MAX, "digest_hex is shorter than a SHA-256 in hex");
 
 const char *ota_update_running_version(void)
 {
