@@ -1,10 +1,11 @@
-/* OTA on ESP-IDF; the contract is in ota_update.h. Checked against the ESP-IDF v5.5 headers
+/* OTA on ESP-IDF; the contract is in ota_update.h. Checked against the ESP-IDF v5.5 and v6.0 headers
  * (app_update/esp_ota_ops.h, esp_http_client/esp_http_client.h, esp_app_format/esp_app_desc.h). */
 #include "ota_update.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "aliyun_hash_stream.h"
 #include "aliyun_root_ca.h"
 #include "esp_app_desc.h"
 #include "esp_http_client.h"
@@ -14,8 +15,6 @@
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
-#include "mbedtls/md5.h"
-#include "mbedtls/sha256.h"
 #include "sdkconfig.h"
 #include "shell_events.h"
 
@@ -32,13 +31,15 @@ typedef struct {
     esp_ota_handle_t handle;
     bool open;     /* esp_ota_begin done, neither end nor abort yet */
     bool running;  /* the download task exists */
-    mbedtls_sha256_context sha256;
-    mbedtls_md5_context md5;
+    aliyun_hash_stream_t digest;
     char digest_hex[ALINK_OTA_SIGN_MAX + 1];
     char chunk[CHUNK_BYTES];
 } ota_job_t;
 
 static ota_job_t s_job;
+
+/* digest_hex takes every digest the stream makes (SHA-256's 64 digits and the NUL) */
+_Static_assert(ALINK_OTA_SIGN_MAX >= ALIYUN_HASH_STREAM_HEX_MAX, "digest_hex is shorter than a SHA-256 in hex");
 
 const char *ota_update_running_version(void)
 {
@@ -63,37 +64,6 @@ static void post(alink_event_type_t type, uint32_t bytes, alink_ota_step_t step)
     (void)shell_post(&ev);
 }
 
-static int hash_start(void)
-{
-    if (s_job.method == ALINK_OTA_SIGN_MD5) {
-        mbedtls_md5_init(&s_job.md5);
-        return mbedtls_md5_starts(&s_job.md5);
-    }
-    mbedtls_sha256_init(&s_job.sha256);
-    return mbedtls_sha256_starts(&s_job.sha256, 0);
-}
-
-static int hash_update(const char *data, size_t len)
-{
-    return s_job.method == ALINK_OTA_SIGN_MD5
-               ? mbedtls_md5_update(&s_job.md5, (const unsigned char *)data, len)
-               : mbedtls_sha256_update(&s_job.sha256, (const unsigned char *)data, len);
-}
-
-static int hash_finish(void)
-{
-    unsigned char digest[32];
-    size_t n = s_job.method == ALINK_OTA_SIGN_MD5 ? 16u : 32u;
-    int rc = s_job.method == ALINK_OTA_SIGN_MD5 ? mbedtls_md5_finish(&s_job.md5, digest)
-                                                : mbedtls_sha256_finish(&s_job.sha256, digest);
-    mbedtls_md5_free(&s_job.md5);
-    mbedtls_sha256_free(&s_job.sha256);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        snprintf(s_job.digest_hex + 2u * i, 3, "%02x", digest[i]);
-    }
-    return rc;
-}
-
 /* (Re)opens the slot for writing from byte 0. */
 static bool slot_restart(void)
 {
@@ -101,13 +71,13 @@ static bool slot_restart(void)
         (void)esp_ota_abort(s_job.handle);
         s_job.open = false;
     }
-    mbedtls_md5_free(&s_job.md5);
-    mbedtls_sha256_free(&s_job.sha256);
     if (esp_ota_begin(s_job.slot, OTA_WITH_SEQUENTIAL_WRITES, &s_job.handle) != ESP_OK) {
         return false;
     }
     s_job.open = true;
-    return hash_start() == 0;
+    aliyun_hash_stream_alg_t alg =
+        s_job.method == ALINK_OTA_SIGN_MD5 ? ALIYUN_HASH_STREAM_MD5 : ALIYUN_HASH_STREAM_SHA256;
+    return aliyun_hash_stream_start(&s_job.digest, alg) == 0;
 }
 
 typedef enum { ATTEMPT_DONE, ATTEMPT_DROPPED, ATTEMPT_WRITE_FAILED } attempt_t;
@@ -155,7 +125,7 @@ static attempt_t attempt(uint32_t *received)
             result = ATTEMPT_WRITE_FAILED;
             goto out;
         }
-        if (hash_update(s_job.chunk, (size_t)n) != 0) {
+        if (aliyun_hash_stream_update(&s_job.digest, s_job.chunk, (size_t)n) != 0) {
             result = ATTEMPT_WRITE_FAILED;
             goto out;
         }
@@ -186,9 +156,11 @@ static void download_task(void *unused)
         }
         result = attempt(&received);
     }
-    if (result == ATTEMPT_DONE && hash_finish() == 0) {
+    if (result == ATTEMPT_DONE &&
+        aliyun_hash_stream_finish_hex(&s_job.digest, s_job.digest_hex, sizeof s_job.digest_hex) == 0) {
         post(ALINK_EV_OTA_DOWNLOADED, received, 0);
     } else {
+        aliyun_hash_stream_abort(&s_job.digest);
         if (s_job.open) {
             (void)esp_ota_abort(s_job.handle);
             s_job.open = false;

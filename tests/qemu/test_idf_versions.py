@@ -50,9 +50,33 @@ def test_moved_components_by_idf_version(tmp_path: Path, idf_major: int, mqtt: s
 @pytest.mark.parametrize(("idf_major", "provider"), [(5, "aliyun_hash_mbedtls.c"), (6, "aliyun_hash_psa.c")])
 def test_the_hash_provider_follows_mbedtls(tmp_path: Path, idf_major: int, provider: str) -> None:
     hashing = _registered(tmp_path, FIRMWARE / "components" / "aliyun_hash" / "CMakeLists.txt", idf_major)
-    assert hashing["SRCS"] == ["aliyun_hash_hmac.c", provider]
+    # the OTA digest (aliyun_hash_stream.c) is PSA Crypto on every version
+    assert hashing["SRCS"] == ["aliyun_hash_hmac.c", provider, "aliyun_hash_stream.c"]
+    # public: aliyun_hash_stream.h holds a psa_hash_operation_t
+    assert hashing["REQUIRES"] == ["aliyun_auth", "mbedtls"]
     auth = _registered(tmp_path, FIRMWARE / "components" / "aliyun_auth" / "CMakeLists.txt", idf_major)
     assert auth["PRIV_REQUIRES"] == ["aliyun_hash"]  # aliyun_auth itself names no crypto library
+    main = _registered(tmp_path, FIRMWARE / "main" / "CMakeLists.txt", idf_major)
+    assert "aliyun_hash" in main["PRIV_REQUIRES"]  # ota_update.c hashes the image through it
+
+
+# What Mbed TLS 4 (ESP-IDF v6.0) removed from the hashing API: the legacy headers and the functions behind them
+# (TF-PSA-Crypto 1.0, Mbed TLS 4's crypto, moved md5.h/sha1.h/sha256.h under mbedtls/private/ and its ChangeLog
+# leaves hashing to PSA Crypto). Only the v5.5 provider may use them.
+LEGACY_HASH = re.compile(r'#include\s*"mbedtls/(?:md5|sha1|sha256)\.h"|\bmbedtls_(?:md5|sha1|sha256)\w*\s*\(')
+
+
+def _code(path: Path) -> str:
+    """The C source without its comments (which may name the old API)."""
+    return re.sub(r"/\*.*?\*/|//[^\n]*", "", path.read_text(), flags=re.DOTALL)
+
+
+def test_no_legacy_hash_api_where_idf_v6_builds() -> None:
+    v5_only = FIRMWARE / "components" / "aliyun_hash" / "aliyun_hash_mbedtls.c"
+    sources = sorted((FIRMWARE / "main").glob("*.[ch]")) + sorted((FIRMWARE / "components").glob("*/*.[ch]"))
+    users = [str(path.relative_to(FIRMWARE)) for path in sources if path != v5_only and LEGACY_HASH.search(_code(path))]
+    assert users == []
+    assert LEGACY_HASH.search(_code(v5_only))  # the pattern does find the legacy API
 
 
 @pytest.mark.parametrize(
