@@ -32,6 +32,9 @@ static bool s_alarm_posted;
 #if CONFIG_SOC_TEMP_SENSOR_SUPPORTED
 static temperature_sensor_handle_t s_sensor;
 static bool s_sensor_failed_logged;
+static esp_log_level_t s_sensor_driver_log_level;
+/* ESP-IDF's driver tag (esp_driver_tsens/src/temperature_sensor.c): it logs an error on every failed read. */
+#define TSENS_DRIVER_TAG "temperature_sensor"
 #endif
 
 #if CONFIG_SOC_TEMP_SENSOR_SUPPORTED
@@ -52,11 +55,20 @@ static float read_temperature(float previous)
 #if CONFIG_SOC_TEMP_SENSOR_SUPPORTED
     float celsius = 0.0f;
     if (s_sensor != NULL && temperature_sensor_get_celsius(s_sensor, &celsius) == ESP_OK) {
+        if (s_sensor_failed_logged) {
+            s_sensor_failed_logged = false;
+            esp_log_level_set(TSENS_DRIVER_TAG, s_sensor_driver_log_level);
+            ESP_LOGI(TAG, "internal temperature sensor readable again");
+        }
         return on_grid(celsius);
     }
     if (!s_sensor_failed_logged) { /* e.g. QEMU, which does not model the sensor */
         s_sensor_failed_logged = true;
         ESP_LOGW(TAG, "internal temperature sensor unreadable: CurrentTemperature stays %.1f", (double)previous);
+        /* The properties are read on every tick: without this the driver's own error line (out of its measure
+         * range) would fill the console once a second (seen in QEMU) while this line already says it once. */
+        s_sensor_driver_log_level = esp_log_level_get(TSENS_DRIVER_TAG);
+        esp_log_level_set(TSENS_DRIVER_TAG, ESP_LOG_NONE);
     }
     return previous;
 #else

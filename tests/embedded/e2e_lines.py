@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,18 @@ def expect_line(dut, line: str | bytes, *, timeout: float, regex: bool = False) 
         setattr(dut, _BOOTS_SEEN, seen)
         if not restart.startswith(b"rst:") or seen > 1:
             pytest.fail(f"the device restarted unexpectedly: {restart.decode(errors='replace')!r}")
+
+
+# An ESP-IDF error or warning line ("E (1787) temperature_sensor: Exceeding temperature measure range."): its
+# level, milliseconds since boot, then the tag and message, the part that repeats (ESP-IDF v5.5 esp_log format).
+IDF_PROBLEM = rb"^[EW] \(\d+\) ([^\r\n]+?)\r?$"
+
+
+def repeated_problems_in_log(text: bytes, limit: int) -> list[bytes]:
+    """The ESP-IDF error and warning lines of a DUT's log (tag and message, without the time stamp) that occur
+    more than `limit` times: a device that is online with nothing wrong says a problem once, not every tick."""
+    counts = Counter(re.findall(IDF_PROBLEM, text, re.MULTILINE))
+    return sorted(line for line, seen in counts.items() if seen > limit)
 
 
 def restarts_in_log(text: bytes) -> list[bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from e2e_lines import check_log_for_restarts, expect_line, restarts_in_log
+from e2e_lines import check_log_for_restarts, expect_line, repeated_problems_in_log, restarts_in_log
 
 
 class ChunkedConsole:
@@ -67,3 +67,18 @@ def test_the_log_check_finds_a_restart_after_the_last_expectation(tmp_path):
     assert len(restarts_in_log(log.read_bytes())) == 2
     with pytest.raises(pytest.fail.Exception, match="Rebooting"):
         check_log_for_restarts(log)
+
+
+def test_an_error_line_on_every_tick_is_found_one_said_once_is_not():
+    log = (
+        b"W (744) temperature_sensor: Calibration failed\r\n"
+        b"E (744) temperature_sensor: Exceeding temperature measure range.\r\n"
+        b"W (744) thing_app: internal temperature sensor unreadable: CurrentTemperature stays 25.0\r\n"
+        b"aliyun: online\r\n"
+        b"E (1787) temperature_sensor: Exceeding temperature measure range.\r\n"
+        b"I (2787) thing_app: brightness 50%\r\n"
+        b"E (2787) temperature_sensor: Exceeding temperature measure range.\r\n"
+    )
+    assert repeated_problems_in_log(log, limit=1) == [b"temperature_sensor: Exceeding temperature measure range."]
+    assert repeated_problems_in_log(log, limit=3) == []
+    assert repeated_problems_in_log(b"aliyun: online\n" * 5, limit=1) == []
