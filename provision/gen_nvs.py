@@ -52,7 +52,6 @@ __all__ = [
     "PartitionSet",
     "build_partition",
     "layout_entries",
-    "output_lock",
     "parse_size",
     "write_archive",
     "write_partitions",
